@@ -1,0 +1,29 @@
+"""Print the closing summary of `make test`: number of tests and line coverage of src/rampart."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+
+def main(pytest_out: str, coverage_json: str) -> int:
+    text = Path(pytest_out).read_text(encoding="utf-8", errors="replace")
+    counts = {k: 0 for k in ("passed", "failed", "skipped", "error", "errors")}
+    last = [ln for ln in text.splitlines() if re.search(r"\d+ (passed|failed)", ln)]
+    if last:
+        for num, word in re.findall(r"(\d+) (passed|failed|skipped|errors?)", last[-1]):
+            counts[word] = int(num)
+    cov = json.loads(Path(coverage_json).read_text(encoding="utf-8"))["totals"]
+    total = counts["passed"] + counts["failed"] + counts["skipped"]
+    print(
+        f"==> [summary] tests: {total} ({counts['passed']} passed, {counts['failed']} failed, "
+        f"{counts['skipped']} skipped); line coverage of src/rampart: {cov['percent_covered_display']}% "
+        f"({cov['covered_lines']}/{cov['num_statements']} lines)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))

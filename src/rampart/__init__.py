@@ -1,0 +1,1 @@
+"""Rampart: a security-first data platform reference (SNS -> SQS -> Lambda -> PostgreSQL -> keyed API)."""
