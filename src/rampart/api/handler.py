@@ -1,0 +1,286 @@
+"""API Lambda: API Gateway REST proxy -> Powertools resolver (with validation) -> PostgreSQL (read-only role).
+
+Every error is one envelope, ``{"error": {"code", "message", "request_id"}}``: 400 for anything the client got
+wrong (wrong type, out of range, unknown or repeated parameter, bad cursor, inverted window), 404, and 503
+with ``Retry-After`` while the database is unreachable. Nothing internal (SQL, driver text, stack traces)
+reaches a response. Every response carries the security headers below; there is no CORS.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import AwareDatetime
+
+from rampart.api.cursor import CursorCodec, InvalidCursorError, filters_digest
+from rampart.api.models import ErrorEnvelope, EventOut, EventPage, GatewayMessage, Health, Stats, StatsPoint
+from rampart.db.connection import Database, DatabaseUnavailableError
+from rampart.db.settings import DatabaseSettings
+from rampart.db.store import EventFilter, EventStore, StoredEvent
+from rampart.events import IDENTIFIER_PATTERN
+
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "rampart-api"))
+app = APIGatewayRestResolver(enable_validation=True)
+
+RETRY_AFTER_S = "5"
+MAX_WINDOW = {"hour": dt.timedelta(days=7), "day": dt.timedelta(days=366)}
+DEFAULT_WINDOW = {"hour": dt.timedelta(hours=24), "day": dt.timedelta(days=30)}
+SECURITY_HEADERS = {
+    "Strict-Transport-Security": "max-age=63072000; includeSubDomains; preload",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "()",
+}
+_ERRORS = {400: "Invalid request", 404: "Not found", 503: "Database unavailable (retry after Retry-After)"}
+# Answered by API Gateway itself, before the Lambda: a missing or unknown key, and usage-plan throttling.
+_GATEWAY = {403: "Missing or invalid x-api-key", 429: "Throttled or over quota"}
+
+
+def _responses(model: type, *errors: int) -> dict[int, Any]:
+    """OpenAPI responses of a route: its model, the envelope for its errors, the gateway's own answers."""
+    out: dict[int, Any] = {200: {"description": "OK", "content": {"application/json": {"model": model}}}}
+    for code in errors:
+        out[code] = {"description": _ERRORS[code], "content": {"application/json": {"model": ErrorEnvelope}}}
+    for code, text in _GATEWAY.items():
+        out[code] = {"description": text, "content": {"application/json": {"model": GatewayMessage}}}
+    return out
+
+
+_store: EventStore | None = None
+_codec: CursorCodec | None = None
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+# -- dependencies, created on first use and reused while the execution environment is warm ----------------------
+def _events() -> EventStore:
+    global _store  # noqa: PLW0603
+    if _store is None:
+        settings = DatabaseSettings.from_env(application_name="rampart-api")
+        _store = EventStore(Database(settings, read_only=True))
+    return _store
+
+
+def _load_cursor_keys() -> list[bytes]:
+    if arn := os.environ.get("RAMPART_CURSOR_KEY_SECRET_ARN"):
+        import boto3  # noqa: PLC0415 - only when the key lives in Secrets Manager
+
+        text = boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = text
+        if isinstance(parsed, dict):
+            return [str(parsed[k]).encode() for k in ("current", "previous") if parsed.get(k)]
+        return [str(parsed).encode()]
+    keys = [os.environ.get("RAMPART_CURSOR_KEY", ""), os.environ.get("RAMPART_CURSOR_KEY_PREVIOUS", "")]
+    return [k.encode() for k in keys if k]
+
+
+def _cursors() -> CursorCodec:
+    global _codec  # noqa: PLW0603
+    if _codec is None:
+        _codec = CursorCodec(_load_cursor_keys())
+    return _codec
+
+
+# -- errors ------------------------------------------------------------------------------------------------------
+def _request_id() -> str | None:
+    try:
+        rid = app.current_event.request_context.request_id
+    except (AttributeError, KeyError, TypeError):
+        rid = None
+    if not rid and app.lambda_context is not None:
+        rid = getattr(app.lambda_context, "aws_request_id", None)
+    return str(rid) if rid else None
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response[str]:
+    body = {"error": {"code": code, "message": message, "request_id": _request_id()}}
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body),
+        headers=headers,
+    )
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(exc: RequestValidationError) -> Response[str]:
+    problems = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "path", "body")]
+        problems.append(f"{'.'.join(loc) or 'request'}: {err.get('msg', 'invalid')}")
+    return _error(400, "invalid_parameter", "; ".join(problems)[:500])
+
+
+@app.exception_handler(ApiError)
+def _api_error(exc: ApiError) -> Response[str]:
+    return _error(exc.status, exc.code, exc.message)
+
+
+@app.exception_handler(DatabaseUnavailableError)
+def _unavailable(exc: DatabaseUnavailableError) -> Response[str]:
+    logger.warning("database unavailable", extra={"cause": type(exc.__cause__).__name__})
+    return _error(503, "unavailable", "the service is temporarily unavailable", {"Retry-After": RETRY_AFTER_S})
+
+
+@app.not_found
+def _not_found(_exc: NotFoundError) -> Response[str]:
+    return _error(404, "not_found", "no such resource")
+
+
+@app.exception_handler(Exception)
+def _internal(_exc: Exception) -> Response[str]:
+    logger.exception("unhandled error")
+    return _error(500, "internal_error", "internal error")
+
+
+def _reject_unknown_parameters(resolver: APIGatewayRestResolver, next_middleware: Callable[..., Any]) -> Any:
+    """Unknown or repeated query parameters are client mistakes: 400, never silently ignored."""
+    route = resolver.context.get("_route")
+    allowed = {f.alias for f in route.dependant.query_params} if route is not None else set()
+    event = resolver.current_event
+    multi = event.multi_value_query_string_parameters or {}
+    names = set(event.query_string_parameters or {}) | set(multi)
+    unknown = sorted(names - allowed)
+    if unknown:
+        shown = ", ".join(n[:40] for n in unknown[:5])
+        return _error(400, "unknown_parameter", f"unknown query parameter(s): {shown}")
+    repeated = sorted(n for n, values in multi.items() if len(values) > 1)
+    if repeated:
+        return _error(400, "repeated_parameter", f"query parameter given more than once: {', '.join(repeated)}")
+    return next_middleware(resolver)
+
+
+app.use(middlewares=[_reject_unknown_parameters])
+
+
+# -- routes ------------------------------------------------------------------------------------------------------
+def _out(e: StoredEvent) -> EventOut:
+    return EventOut(
+        event_id=e.event_id,
+        source=e.source,
+        type=e.type,
+        occurred_at=e.occurred_at,
+        received_at=e.received_at,
+        payload=e.payload,
+    )
+
+
+IdentifierQuery = Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN, max_length=63)]
+TimeQuery = Annotated[AwareDatetime | None, Query(description="ISO-8601 with a timezone")]
+
+
+@app.get("/v1/events", responses=_responses(EventPage, 400, 503), summary="List events (keyset pagination)")
+def list_events(
+    source: IdentifierQuery = None,
+    type: IdentifierQuery = None,  # noqa: A002 - the public parameter name
+    since: TimeQuery = None,
+    until: TimeQuery = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
+) -> EventPage:
+    if since and until and since >= until:
+        raise ApiError(400, "invalid_window", "since must be earlier than until")
+    digest = filters_digest(source, type, since.isoformat() if since else None, until.isoformat() if until else None)
+    after = None
+    if cursor is not None:
+        try:
+            after = _cursors().decode(cursor, digest)
+        except InvalidCursorError as exc:
+            raise ApiError(400, "invalid_cursor", str(exc)) from None
+    rows = _events().list_events(EventFilter(source, type, since, until), after, limit + 1)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = _cursors().encode(last.occurred_at, last.event_id, digest)
+    return EventPage(items=[_out(r) for r in rows], next_cursor=next_cursor)
+
+
+@app.get("/v1/events/<event_id>", responses=_responses(EventOut, 400, 404, 503), summary="Get one event")
+def get_event(event_id: Annotated[uuid.UUID, Path()]) -> EventOut:
+    found = _events().get_event(event_id)
+    if found is None:
+        raise ApiError(404, "not_found", "no event with this id")
+    return _out(found)
+
+
+@app.get("/v1/stats", responses=_responses(Stats, 400, 503), summary="Event counts per type per hour or day")
+def stats(
+    bucket: Annotated[Literal["hour", "day"], Query()] = "hour",
+    since: TimeQuery = None,
+    until: TimeQuery = None,
+) -> Stats:
+    end = until or dt.datetime.now(dt.UTC)
+    start = since or end - DEFAULT_WINDOW[bucket]
+    if start >= end:
+        raise ApiError(400, "invalid_window", "since must be earlier than until")
+    if end - start > MAX_WINDOW[bucket]:
+        raise ApiError(400, "window_too_large", f"a {bucket} window may span at most {MAX_WINDOW[bucket].days} days")
+    rows = _events().stats(bucket, start, end)
+    return Stats(
+        bucket=bucket,
+        since=start,
+        until=end,
+        series=[StatsPoint(bucket_start=r.bucket_start, type=r.type, events=r.events) for r in rows],
+    )
+
+
+@app.get("/v1/health", responses=_responses(Health, 503), summary="Health, including the database")
+def health() -> Health:
+    _events().ping()
+    return Health(status="ok", database="ok")
+
+
+# -- entry point -------------------------------------------------------------------------------------------------
+def _with_security_headers(response: dict[str, Any]) -> dict[str, Any]:
+    if "multiValueHeaders" in response:
+        for name, value in SECURITY_HEADERS.items():
+            response["multiValueHeaders"][name] = [value]
+    else:
+        response.setdefault("headers", {}).update(SECURITY_HEADERS)
+    return response
+
+
+def _bad_encoding(event: dict[str, Any]) -> bool:
+    """Query strings that are not valid text cannot be validated: a 400, not a crash further in."""
+    values = list((event.get("queryStringParameters") or {}).values())
+    values += list((event.get("pathParameters") or {}).values())
+    for value in values:
+        if isinstance(value, str) and ("\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value)):
+            return True
+    return False
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if _bad_encoding(event):
+        request_id = (event.get("requestContext") or {}).get("requestId")
+        body = {"error": {"code": "invalid_parameter", "message": "parameters must be valid UTF-8 text",
+                          "request_id": request_id}}
+        response = {"statusCode": 400, "headers": {"Content-Type": "application/json"},
+                    "body": json.dumps(body), "isBase64Encoded": False}
+        return _with_security_headers(response)
+    return _with_security_headers(app.resolve(event, context))
+

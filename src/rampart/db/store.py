@@ -1,0 +1,143 @@
+"""Data access for events. Every statement is a constant; values travel only as parameters."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import psycopg2.extras
+
+from rampart.db.connection import Database
+from rampart.events import Event
+
+psycopg2.extras.register_uuid()
+
+# One statement for the whole batch: five arrays, unnested into rows. ON CONFLICT makes a redelivery a no-op;
+# RETURNING tells new rows from duplicates.
+INSERT_EVENTS = """
+INSERT INTO rampart.events (event_id, source, type, occurred_at, payload)
+SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::timestamptz[], %s::jsonb[])
+ON CONFLICT (event_id) DO NOTHING
+RETURNING event_id
+"""
+
+# Keyset pagination: rows strictly after the cursor position, in (occurred_at, event_id) order. Each optional
+# filter is "parameter IS NULL OR column = parameter", so the text never changes with the filters.
+LIST_EVENTS = """
+SELECT event_id, source, type, occurred_at, received_at, payload
+FROM rampart.events
+WHERE (%(source)s::text IS NULL OR source = %(source)s::text)
+  AND (%(type)s::text IS NULL OR type = %(type)s::text)
+  AND (%(since)s::timestamptz IS NULL OR occurred_at >= %(since)s::timestamptz)
+  AND (%(until)s::timestamptz IS NULL OR occurred_at < %(until)s::timestamptz)
+  AND (%(after_t)s::timestamptz IS NULL OR (occurred_at, event_id) > (%(after_t)s::timestamptz, %(after_id)s::uuid))
+ORDER BY occurred_at, event_id
+LIMIT %(limit)s
+"""
+
+GET_EVENT = """
+SELECT event_id, source, type, occurred_at, received_at, payload
+FROM rampart.events WHERE event_id = %s
+"""
+
+STATS = """
+SELECT date_trunc(%(bucket)s, occurred_at, 'UTC') AS bucket_start, type, count(*) AS events
+FROM rampart.events
+WHERE occurred_at >= %(since)s AND occurred_at < %(until)s
+GROUP BY 1, 2
+ORDER BY 1, 2
+"""
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    event_id: uuid.UUID
+    source: str
+    type: str
+    occurred_at: dt.datetime
+    received_at: dt.datetime
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    source: str | None = None
+    type: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class StatsRow:
+    bucket_start: dt.datetime
+    type: str
+    events: int
+
+
+class EventStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def insert_events(self, events: Sequence[Event]) -> set[uuid.UUID]:
+        """Insert in one statement; return the ids that were new (the rest were already stored)."""
+        if not events:
+            return set()
+        params = (
+            [e.event_id for e in events],
+            [e.source for e in events],
+            [e.type for e in events],
+            [e.occurred_at for e in events],
+            [e.payload_json() for e in events],
+        )
+
+        def work(cur: Any) -> set[uuid.UUID]:
+            cur.execute(INSERT_EVENTS, params)
+            return {row[0] for row in cur.fetchall()}
+
+        return self.db.run(work)
+
+    def list_events(
+        self, filters: EventFilter, after: tuple[dt.datetime, uuid.UUID] | None, limit: int
+    ) -> list[StoredEvent]:
+        params = {
+            "source": filters.source,
+            "type": filters.type,
+            "since": filters.since,
+            "until": filters.until,
+            "after_t": after[0] if after else None,
+            "after_id": after[1] if after else None,
+            "limit": limit,
+        }
+
+        def work(cur: Any) -> list[StoredEvent]:
+            cur.execute(LIST_EVENTS, params)
+            return [StoredEvent(*row) for row in cur.fetchall()]
+
+        return self.db.run(work)
+
+    def get_event(self, event_id: uuid.UUID) -> StoredEvent | None:
+        def work(cur: Any) -> StoredEvent | None:
+            cur.execute(GET_EVENT, (event_id,))
+            row = cur.fetchone()
+            return StoredEvent(*row) if row else None
+
+        return self.db.run(work)
+
+    def stats(
+        self, bucket: Literal["hour", "day"], since: dt.datetime, until: dt.datetime
+    ) -> list[StatsRow]:
+        def work(cur: Any) -> list[StatsRow]:
+            cur.execute(STATS, {"bucket": bucket, "since": since, "until": until})
+            return [StatsRow(*row) for row in cur.fetchall()]
+
+        return self.db.run(work)
+
+    def ping(self) -> bool:
+        def work(cur: Any) -> bool:
+            cur.execute("SELECT 1")
+            return cur.fetchone() == (1,)
+
+        return self.db.run(work)

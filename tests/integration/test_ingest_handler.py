@@ -1,0 +1,156 @@
+"""The real ingest handler against the real PostgreSQL (TLS, verify-full, the ingest role)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import psycopg2
+import pytest
+from moto import mock_aws
+
+from rampart.local.postgres import EmbeddedPostgres
+from tests.conftest import make_event
+from tests.helpers import FakeContext, sns_envelope, sqs_event, sqs_record
+
+
+def _count(admin: Any) -> int:
+    with admin.cursor() as cur:
+        cur.execute("SELECT count(*) FROM rampart.events")
+        return int(cur.fetchone()[0])
+
+
+@pytest.fixture
+def dlq(monkeypatch: pytest.MonkeyPatch, ingest: Any) -> Iterator[Any]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="eu-west-1")
+        url = sqs.create_queue(QueueName="rampart-test-events-dlq")["QueueUrl"]
+        monkeypatch.setenv("RAMPART_DLQ_URL", url)
+        yield sqs, url
+
+
+def _dead_letters(sqs: Any, url: str) -> list[dict[str, Any]]:
+    out = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+    return list(out.get("Messages", []))
+
+
+def test_batch_is_stored_and_redelivery_writes_nothing_twice(ingest: Any, admin: Any) -> None:
+    bodies = [json.dumps(make_event()) for _ in range(25)]
+    event = sqs_event(*bodies)
+    assert ingest.lambda_handler(event, FakeContext()) == {"batchItemFailures": []}
+    assert _count(admin) == 25
+    assert ingest.lambda_handler(event, FakeContext()) == {"batchItemFailures": []}
+    assert _count(admin) == 25
+
+
+def test_sns_envelope_and_raw_delivery_both_store(ingest: Any, admin: Any) -> None:
+    raw, wrapped = json.dumps(make_event()), sns_envelope(json.dumps(make_event()))
+    assert ingest.lambda_handler(sqs_event(raw, wrapped), FakeContext()) == {"batchItemFailures": []}
+    assert _count(admin) == 2
+
+
+def test_stored_values_round_trip(ingest: Any, admin: Any) -> None:
+    ev = make_event(payload={"nested": {"list": [1, 2.5, None, True, "ünïcødé ✓"]}})
+    ingest.lambda_handler(sqs_event(json.dumps(ev)), FakeContext())
+    with admin.cursor() as cur:
+        cur.execute("SELECT source, type, payload, received_at IS NOT NULL FROM rampart.events")
+        assert cur.fetchone() == (ev["source"], ev["type"], ev["payload"], True)
+
+
+def test_poison_records_go_to_the_dlq_with_their_reason(ingest: Any, admin: Any, dlq: Any) -> None:
+    sqs, url = dlq
+    good = [json.dumps(make_event()) for _ in range(5)]
+    poison = [
+        "not json",
+        json.dumps(make_event(payload={"k": "nul\u0000byte"})),
+        json.dumps(make_event(occurred_at="2999-01-01T00:00:00Z")),
+        json.dumps(make_event(payload={"blob": "x" * 40_000})),
+    ]
+    event = sqs_event(*good[:2], *poison, *good[2:])
+    assert ingest.lambda_handler(event, FakeContext()) == {"batchItemFailures": []}
+    assert _count(admin) == 5
+    dead = _dead_letters(sqs, url)
+    assert sorted(m["Body"] for m in dead) == sorted(poison)
+    reasons = {m["Body"]: m["MessageAttributes"]["rampart_failure_reason"]["StringValue"] for m in dead}
+    assert "not valid JSON" in reasons["not json"]
+    assert "NUL" in reasons[poison[1]]
+    assert "future" in reasons[poison[2]]
+    assert "bytes" in reasons[poison[3]]
+
+
+def test_without_dlq_poison_is_reported_failed_for_redrive(ingest: Any, admin: Any) -> None:
+    event = sqs_event(json.dumps(make_event()), "{broken")
+    result = ingest.lambda_handler(event, FakeContext())
+    assert result == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
+    assert _count(admin) == 1
+
+
+def test_database_down_fails_the_whole_batch_then_recovers(ingest: Any, pg: EmbeddedPostgres) -> None:
+    first = sqs_event(json.dumps(make_event()))
+    ingest.lambda_handler(first, FakeContext())  # warm: a connection is open and reused
+    event = sqs_event(*(json.dumps(make_event()) for _ in range(10)))
+    pg.pause()
+    try:
+        result = ingest.lambda_handler(event, FakeContext())
+    finally:
+        pg.resume()
+    assert sorted(f["itemIdentifier"] for f in result["batchItemFailures"]) == sorted(
+        r["messageId"] for r in event["Records"]
+    )
+    # The same warm handler reconnects by itself; the retried batch is stored exactly once.
+    assert ingest.lambda_handler(event, FakeContext()) == {"batchItemFailures": []}
+    admin = psycopg2.connect(pg.dsn("rampart_admin"))
+    try:
+        assert _count(admin) == 11
+    finally:
+        admin.close()
+
+
+def test_database_dropping_the_connection_mid_batch_reconnects_once(ingest: Any, admin: Any) -> None:
+    ingest.lambda_handler(sqs_event(json.dumps(make_event())), FakeContext())
+    with admin.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'rampart_ingest'")
+    event = sqs_event(*(json.dumps(make_event()) for _ in range(3)))
+    assert ingest.lambda_handler(event, FakeContext()) == {"batchItemFailures": []}
+    assert _count(admin) == 4
+
+
+def test_concurrent_redeliveries_store_each_event_once(ingest: Any, admin: Any) -> None:
+    bodies = [json.dumps(make_event()) for _ in range(200)]
+    results: list[dict[str, Any]] = []
+
+    def deliver() -> None:
+        results.append(ingest.lambda_handler(sqs_event(*bodies), FakeContext()))
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == [{"batchItemFailures": []}] * 4
+    assert _count(admin) == 200
+
+
+def test_misconfiguration_retries_everything_and_never_raises(
+    ingest: Any, monkeypatch: pytest.MonkeyPatch, pg: EmbeddedPostgres
+) -> None:
+    monkeypatch.setenv("RAMPART_DB_AUTH", "nonsense")
+    event = {"Records": [sqs_record(json.dumps(make_event())), sqs_record("x")]}
+    result = ingest.lambda_handler(event, FakeContext())
+    assert len(result["batchItemFailures"]) == 2
+
+
+def test_logs_carry_no_password(
+    ingest: Any, pg: EmbeddedPostgres, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ingest.lambda_handler(sqs_event(json.dumps(make_event()), "poison"), FakeContext())
+    logged = " ".join(str(vars(r)) for r in caplog.records) + capsys.readouterr().out
+    assert "batch processed" in logged
+    assert "record rejected" in logged
+    assert pg.passwords["rampart_ingest"] not in logged
