@@ -51,6 +51,11 @@ pytest-all: install
 	  -p no:cacheprovider $(PYTEST_ARGS) | tee .pytest.out
 	@$(BIN)/python scripts/test_summary.py .pytest.out .coverage.json
 
+openapi: install ## Regenerate docs/openapi.json from the API code
+	@$(BIN)/python -m rampart.api.openapi > docs/openapi.json
+	@echo "==> [openapi] docs/openapi.json written"
+.PHONY: openapi
+
 # Gate targets owned by other areas are defined in mk/*.mk and appended to TEST_STEPS there.
 TEST_STEPS := lint typecheck pytest-all
 -include mk/*.mk

@@ -10,7 +10,7 @@ from pathlib import Path
 
 def main(pytest_out: str, coverage_json: str) -> int:
     text = Path(pytest_out).read_text(encoding="utf-8", errors="replace")
-    counts = {k: 0 for k in ("passed", "failed", "skipped", "error", "errors")}
+    counts = dict.fromkeys(("passed", "failed", "skipped", "error", "errors"), 0)
     last = [ln for ln in text.splitlines() if re.search(r"\d+ (passed|failed)", ln)]
     if last:
         for num, word in re.findall(r"(\d+) (passed|failed|skipped|errors?)", last[-1]):

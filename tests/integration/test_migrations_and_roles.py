@@ -37,7 +37,7 @@ def test_concurrent_runners_are_serialised(pg: EmbeddedPostgres) -> None:
         conn = psycopg2.connect(pg.dsn("rampart_admin"))
         try:
             migrate.apply_migrations(conn)
-        except BaseException as exc:
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
         finally:
             conn.close()
@@ -52,7 +52,7 @@ def test_concurrent_runners_are_serialised(pg: EmbeddedPostgres) -> None:
 
 def test_a_changed_applied_migration_is_refused(pg: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch) -> None:
     real = migrate.load_migrations()
-    changed = [migrate.Migration(real[0].version, real[0].name, real[0].sql + "\n-- edited")] + real[1:]
+    changed = [migrate.Migration(real[0].version, real[0].name, real[0].sql + "\n-- edited"), *real[1:]]
     monkeypatch.setattr(migrate, "load_migrations", lambda: changed)
     conn = psycopg2.connect(pg.dsn("rampart_admin"))
     try:
@@ -144,7 +144,7 @@ def test_ingest_role_inserts_but_cannot_read_update_delete_or_forge_received_at(
 
 def test_tls_is_required(pg: EmbeddedPostgres) -> None:
     dsn = pg.dsn("rampart_api").replace("sslmode=verify-full", "sslmode=disable")
-    with pytest.raises(psycopg2.OperationalError, match="no pg_hba.conf entry|SSL off"):
+    with pytest.raises(psycopg2.OperationalError, match=r"no pg_hba.conf entry|SSL off"):
         psycopg2.connect(dsn)
 
 

@@ -96,4 +96,4 @@ def test_deep_nesting_rejected_without_recursion_error() -> None:
 
 
 def test_braces_inside_strings_do_not_count_as_depth() -> None:
-    parse_event(json.dumps(make_event(payload={"text": "[[[[[[[[[[[[[[[[[[[[[[[[{{{{{{{{{{{{{{{{{{{{\\\""})))
+    parse_event(json.dumps(make_event(payload={"text": '[[[[[[[[[[[[[[[[[[[[[[[[{{{{{{{{{{{{{{{{{{{{\\"'})))

@@ -74,9 +74,7 @@ def test_password_from_secrets_manager_is_cached_and_refetched_after_a_failed_lo
             "RAMPART_DB_CONNECT_TIMEOUT_S": "1",
         }
     )
-    client = boto3.client(
-        "secretsmanager", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y"
-    )
+    client = boto3.client("secretsmanager", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y")
     stub = Stubber(client)
     for pw in ("first", "second"):
         stub.add_response(

@@ -124,8 +124,11 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     )
 
 
-@app.exception_handler(RequestValidationError)
+@app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
 def _invalid_request(exc: RequestValidationError) -> Response[str]:
+    # Powertools validates before any middleware runs: name an unknown or repeated parameter first.
+    if problem := _parameter_problem():
+        return problem
     problems = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "path", "body")]
@@ -133,12 +136,12 @@ def _invalid_request(exc: RequestValidationError) -> Response[str]:
     return _error(400, "invalid_parameter", "; ".join(problems)[:500])
 
 
-@app.exception_handler(ApiError)
+@app.exception_handler(ApiError)  # type: ignore[untyped-decorator]
 def _api_error(exc: ApiError) -> Response[str]:
     return _error(exc.status, exc.code, exc.message)
 
 
-@app.exception_handler(DatabaseUnavailableError)
+@app.exception_handler(DatabaseUnavailableError)  # type: ignore[untyped-decorator]
 def _unavailable(exc: DatabaseUnavailableError) -> Response[str]:
     logger.warning("database unavailable", extra={"cause": type(exc.__cause__).__name__})
     return _error(503, "unavailable", "the service is temporarily unavailable", {"Retry-After": RETRY_AFTER_S})
@@ -149,17 +152,17 @@ def _not_found(_exc: NotFoundError) -> Response[str]:
     return _error(404, "not_found", "no such resource")
 
 
-@app.exception_handler(Exception)
+@app.exception_handler(Exception)  # type: ignore[untyped-decorator]
 def _internal(_exc: Exception) -> Response[str]:
     logger.exception("unhandled error")
     return _error(500, "internal_error", "internal error")
 
 
-def _reject_unknown_parameters(resolver: APIGatewayRestResolver, next_middleware: Callable[..., Any]) -> Any:
+def _parameter_problem() -> Response[str] | None:
     """Unknown or repeated query parameters are client mistakes: 400, never silently ignored."""
-    route = resolver.context.get("_route")
+    route = app.context.get("_route")
     allowed = {f.alias for f in route.dependant.query_params} if route is not None else set()
-    event = resolver.current_event
+    event = app.current_event
     multi = event.multi_value_query_string_parameters or {}
     names = set(event.query_string_parameters or {}) | set(multi)
     unknown = sorted(names - allowed)
@@ -169,7 +172,11 @@ def _reject_unknown_parameters(resolver: APIGatewayRestResolver, next_middleware
     repeated = sorted(n for n, values in multi.items() if len(values) > 1)
     if repeated:
         return _error(400, "repeated_parameter", f"query parameter given more than once: {', '.join(repeated)}")
-    return next_middleware(resolver)
+    return None
+
+
+def _reject_unknown_parameters(resolver: APIGatewayRestResolver, next_middleware: Callable[..., Any]) -> Any:
+    return _parameter_problem() or next_middleware(resolver)
 
 
 app.use(middlewares=[_reject_unknown_parameters])
@@ -194,7 +201,7 @@ TimeQuery = Annotated[AwareDatetime | None, Query(description="ISO-8601 with a t
 @app.get("/v1/events", responses=_responses(EventPage, 400, 503), summary="List events (keyset pagination)")
 def list_events(
     source: IdentifierQuery = None,
-    type: IdentifierQuery = None,  # noqa: A002 - the public parameter name
+    type: IdentifierQuery = None,
     since: TimeQuery = None,
     until: TimeQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -277,10 +284,18 @@ def _bad_encoding(event: dict[str, Any]) -> bool:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if _bad_encoding(event):
         request_id = (event.get("requestContext") or {}).get("requestId")
-        body = {"error": {"code": "invalid_parameter", "message": "parameters must be valid UTF-8 text",
-                          "request_id": request_id}}
-        response = {"statusCode": 400, "headers": {"Content-Type": "application/json"},
-                    "body": json.dumps(body), "isBase64Encoded": False}
+        body = {
+            "error": {
+                "code": "invalid_parameter",
+                "message": "parameters must be valid UTF-8 text",
+                "request_id": request_id,
+            }
+        }
+        response = {
+            "statusCode": 400,
+            "headers": {"Content-Type": "application/json"},
+            "body": json.dumps(body),
+            "isBase64Encoded": False,
+        }
         return _with_security_headers(response)
     return _with_security_headers(app.resolve(event, context))
-

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
-
 import json
+
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 
 from rampart import __version__
 from rampart.api.handler import app

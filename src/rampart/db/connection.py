@@ -59,7 +59,7 @@ class Database:
             return self._aws_client_factory(service)
         import boto3  # noqa: PLC0415 - the Lambda runtime provides boto3; import it only when IAM/secrets are used
 
-        return boto3.client(service, region_name=self.settings.region)
+        return boto3.client(service, region_name=self.settings.region)  # type: ignore[call-overload]
 
     def _password(self) -> str:
         s = self.settings

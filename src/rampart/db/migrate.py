@@ -93,9 +93,7 @@ def apply_migrations(conn: Any, progress: Callable[[str], None] | None = None) -
             for mig in migrations:
                 if mig.version in done:
                     if done[mig.version] != mig.checksum:
-                        raise MigrationError(
-                            f"migration {mig.version}_{mig.name} was changed after it was applied"
-                        )
+                        raise MigrationError(f"migration {mig.version}_{mig.name} was changed after it was applied")
                     continue
                 say(f"applying migration {mig.version}_{mig.name}")
                 cur.execute(_SET_ROLE)

@@ -13,7 +13,7 @@ import psycopg2.extras
 from rampart.db.connection import Database
 from rampart.events import Event
 
-psycopg2.extras.register_uuid()
+psycopg2.extras.register_uuid()  # type: ignore[no-untyped-call]
 
 # One statement for the whole batch: five arrays, unnested into rows. ON CONFLICT makes a redelivery a no-op;
 # RETURNING tells new rows from duplicates.
@@ -126,9 +126,7 @@ class EventStore:
 
         return self.db.run(work)
 
-    def stats(
-        self, bucket: Literal["hour", "day"], since: dt.datetime, until: dt.datetime
-    ) -> list[StatsRow]:
+    def stats(self, bucket: Literal["hour", "day"], since: dt.datetime, until: dt.datetime) -> list[StatsRow]:
         def work(cur: Any) -> list[StatsRow]:
             cur.execute(STATS, {"bucket": bucket, "since": since, "until": until})
             return [StatsRow(*row) for row in cur.fetchall()]
@@ -138,6 +136,6 @@ class EventStore:
     def ping(self) -> bool:
         def work(cur: Any) -> bool:
             cur.execute("SELECT 1")
-            return cur.fetchone() == (1,)
+            return bool(cur.fetchone() == (1,))
 
         return self.db.run(work)

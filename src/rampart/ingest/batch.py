@@ -105,14 +105,15 @@ def process_batch(
             try:
                 sent = dead_letters.send(result.rejected)
             except Exception as exc:  # noqa: BLE001 - any DLQ failure falls back to redrive, never to a loss
-                warn("could not send rejected records to the DLQ; redrive will move them", error=type(exc).__name__)
+                warn(
+                    "could not send rejected records to the DLQ; redrive will move them",
+                    error=type(exc).__name__,
+                )
         result.retry.extend(rej.message_id for rej in result.rejected if rej.message_id not in sent)
     return result
 
 
-def _store(
-    valid: list[tuple[str, Event]], sink: EventSink, result: BatchResult, bodies: dict[str, str]
-) -> None:
+def _store(valid: list[tuple[str, Event]], sink: EventSink, result: BatchResult, bodies: dict[str, str]) -> None:
     try:
         inserted = sink.insert_events([event for _, event in valid])
     except psycopg2.DatabaseError as exc:

@@ -66,7 +66,7 @@ def find_bindir() -> Path:
         if (d / "initdb").exists() and (d / "postgres").exists() and (d / "pg_ctl").exists():
             return d
     try:
-        import pgserver  # type: ignore[import-not-found]  # noqa: PLC0415 - optional fallback
+        import pgserver  # noqa: PLC0415 - optional fallback
 
         d = Path(pgserver.__file__).parent / "pginstall" / "bin"
         if (d / "initdb").exists():
@@ -107,9 +107,7 @@ def _make_tls(dirpath: Path) -> tuple[Path, Path, Path]:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=2))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
@@ -122,9 +120,7 @@ def _make_tls(dirpath: Path) -> tuple[Path, Path, Path]:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=2))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -290,7 +286,17 @@ class EmbeddedPostgres:
         logfile.touch()
         self._chown(logfile)
         res = self._run(
-            [str(self._bindir / "pg_ctl"), "-D", str(self.pgdata), "-l", str(logfile), "-w", "-t", "60", "start"],
+            [
+                str(self._bindir / "pg_ctl"),
+                "-D",
+                str(self.pgdata),
+                "-l",
+                str(logfile),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
             timeout=90,
         )
         if res.returncode != 0:
@@ -330,7 +336,17 @@ class EmbeddedPostgres:
         assert self._bindir is not None and self._root is not None
         logfile = self._root / "postgres.log"
         res = self._run(
-            [str(self._bindir / "pg_ctl"), "-D", str(self.pgdata), "-l", str(logfile), "-w", "-t", "60", "start"],
+            [
+                str(self._bindir / "pg_ctl"),
+                "-D",
+                str(self.pgdata),
+                "-l",
+                str(logfile),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
             timeout=90,
         )
         if res.returncode != 0:

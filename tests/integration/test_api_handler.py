@@ -1,0 +1,255 @@
+"""The real API handler against the real PostgreSQL, on the read-only role."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+import psycopg2
+import pytest
+
+from rampart.api.handler import SECURITY_HEADERS
+from rampart.local.postgres import EmbeddedPostgres
+from tests.helpers import FakeContext, api_event
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def seed(
+    admin: Any, n: int, source: str = "billing", type_: str = "invoice.paid", start: dt.datetime = T0
+) -> list[str]:
+    ids = [str(uuid.uuid4()) for _ in range(n)]
+    with admin.cursor() as cur:
+        for i, eid in enumerate(ids):
+            cur.execute(
+                "INSERT INTO rampart.events (event_id, source, type, occurred_at, payload) VALUES (%s,%s,%s,%s,%s)",
+                (eid, source, type_, start + dt.timedelta(minutes=i), json.dumps({"i": i})),
+            )
+    return ids
+
+
+def call(
+    api: Any, path: str, query: dict[str, str] | None = None, **kw: Any
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    resp = api.lambda_handler(api_event(path, query, **kw), FakeContext())
+    headers = {k: v[0] for k, v in resp.get("multiValueHeaders", {}).items()} | resp.get("headers", {})
+    return resp["statusCode"], json.loads(resp["body"]), headers
+
+
+def assert_error(status: int, body: dict[str, Any], expected: int) -> None:
+    assert status == expected, body
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "request_id"}
+    assert body["error"]["request_id"]
+
+
+def test_list_first_page_and_every_page(api: Any, admin: Any) -> None:
+    ids = seed(admin, 23)
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        query = {"limit": "5"} | ({"cursor": cursor} if cursor else {})
+        status, body, _ = call(api, "/v1/events", query)
+        assert status == 200
+        seen += [item["event_id"] for item in body["items"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ids  # chronological, no duplicate, no gap
+    assert pages == 5
+
+
+def test_filters(api: Any, admin: Any) -> None:
+    seed(admin, 3, source="billing")
+    shipping = seed(admin, 2, source="shipping", type_="parcel.sent")
+    status, body, _ = call(api, "/v1/events", {"source": "shipping"})
+    assert status == 200 and [i["event_id"] for i in body["items"]] == shipping
+    status, body, _ = call(api, "/v1/events", {"type": "parcel.sent", "source": "billing"})
+    assert status == 200 and body["items"] == []
+    since = (T0 + dt.timedelta(minutes=1)).isoformat()
+    until = (T0 + dt.timedelta(minutes=2)).isoformat()
+    status, body, _ = call(api, "/v1/events", {"since": since, "until": until})
+    assert status == 200 and len(body["items"]) == 2  # minute 1 of both sources, until is exclusive
+
+
+def test_item_shape(api: Any, admin: Any) -> None:
+    [eid] = seed(admin, 1)
+    status, body, _ = call(api, f"/v1/events/{eid}")
+    assert status == 200
+    assert set(body) == {"event_id", "source", "type", "occurred_at", "received_at", "payload"}
+    assert body["payload"] == {"i": 0}
+    assert dt.datetime.fromisoformat(body["occurred_at"]) == T0
+
+
+def test_get_unknown_is_404_and_malformed_id_is_400(api: Any) -> None:
+    assert_error(*call(api, f"/v1/events/{uuid.uuid4()}")[:2], 404)
+    assert_error(*call(api, "/v1/events/not-a-uuid")[:2], 400)
+
+
+def test_unknown_route_is_404(api: Any) -> None:
+    assert_error(*call(api, "/v1/nothing")[:2], 404)
+    assert_error(*call(api, "/v1/events", method="POST")[:2], 404)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"limit": "0"},
+        {"limit": "501"},
+        {"limit": "-1"},
+        {"limit": "ten"},
+        {"limit": "1e3"},
+        {"limit": "99999999999999999999999"},
+        {"source": "Not-Valid"},
+        {"type": "a" * 64},
+        {"since": "yesterday"},
+        {"since": "2026-01-01T00:00:00"},  # no timezone
+        {"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
+        {"cursor": "garbage"},
+        {"cursor": "x" * 600},
+        {"unknown": "1"},
+        {"Limit": "5"},
+    ],
+)
+def test_bad_parameters_are_400_with_the_envelope(api: Any, query: dict[str, str]) -> None:
+    status, body, _ = call(api, "/v1/events", query)
+    assert_error(status, body, 400)
+
+
+def test_repeated_parameter_is_400(api: Any) -> None:
+    status, body, _ = call(api, "/v1/events", multi={"source": ["billing", "shipping"]})
+    assert_error(status, body, 400)
+    assert body["error"]["code"] == "repeated_parameter"
+    assert_error(*call(api, "/v1/events", multi={"limit": ["5", "6"]})[:2], 400)
+
+
+def test_nul_and_surrogates_in_parameters_are_400(api: Any) -> None:
+    assert_error(*call(api, "/v1/events", {"source": "a\x00b"})[:2], 400)
+    assert_error(*call(api, "/v1/events", {"source": "a\ud800"})[:2], 400)
+
+
+def test_cursor_replayed_under_other_filters_is_400(api: Any, admin: Any) -> None:
+    seed(admin, 5)
+    _, body, _ = call(api, "/v1/events", {"limit": "2", "source": "billing"})
+    status, err, _ = call(api, "/v1/events", {"limit": "2", "source": "shipping", "cursor": body["next_cursor"]})
+    assert_error(status, err, 400)
+    assert err["error"]["code"] == "invalid_cursor"
+
+
+def test_tampered_cursor_is_400(api: Any, admin: Any) -> None:
+    seed(admin, 5)
+    _, body, _ = call(api, "/v1/events", {"limit": "2"})
+    cursor = body["next_cursor"]
+    tampered = cursor[:5] + ("A" if cursor[5] != "A" else "B") + cursor[6:]
+    assert_error(*call(api, "/v1/events", {"cursor": tampered})[:2], 400)
+
+
+SQLI = [
+    "' OR '1'='1",
+    "billing'; DROP TABLE rampart.events; --",
+    "1; SELECT pg_sleep(10)",
+    '" OR 1=1 --',
+    "billing' UNION SELECT * FROM pg_shadow --",
+    "%27%20OR%201%3D1",
+]
+
+
+@pytest.mark.parametrize("payload", SQLI)
+@pytest.mark.parametrize("param", ["source", "type", "since", "until", "limit", "cursor"])
+def test_sql_injection_in_every_parameter_is_refused(api: Any, admin: Any, param: str, payload: str) -> None:
+    seed(admin, 2)
+    status, body, _ = call(api, "/v1/events", {param: payload})
+    assert status in (200, 400), body
+    if status == 400:
+        assert_error(status, body, 400)
+    else:
+        assert body["items"] == []
+    with admin.cursor() as cur:
+        cur.execute("SELECT count(*) FROM rampart.events")
+        assert cur.fetchone() == (2,)
+
+
+@pytest.mark.parametrize("payload", SQLI)
+def test_sql_injection_in_path_and_stats(api: Any, payload: str) -> None:
+    assert call(api, f"/v1/events/{payload}")[0] in (400, 404)
+    assert_error(*call(api, "/v1/stats", {"bucket": payload})[:2], 400)
+
+
+def test_stats_counts_per_type_per_hour_and_day(api: Any, admin: Any) -> None:
+    seed(admin, 90, type_="invoice.paid")  # 90 minutes from T0: 60 in hour 0, 30 in hour 1
+    seed(admin, 3, type_="invoice.sent", start=T0 + dt.timedelta(hours=1))
+    window = {"since": T0.isoformat(), "until": (T0 + dt.timedelta(hours=3)).isoformat()}
+    status, body, _ = call(api, "/v1/stats", {"bucket": "hour", **window})
+    assert status == 200
+    series = {(p["bucket_start"][:13], p["type"]): p["events"] for p in body["series"]}
+    assert series == {
+        ("2026-01-01T00", "invoice.paid"): 60,
+        ("2026-01-01T01", "invoice.paid"): 30,
+        ("2026-01-01T01", "invoice.sent"): 3,
+    }
+    status, body, _ = call(api, "/v1/stats", {"bucket": "day", **window})
+    assert [(p["type"], p["events"]) for p in body["series"]] == [("invoice.paid", 90), ("invoice.sent", 3)]
+
+
+def test_stats_default_window_and_bounds(api: Any) -> None:
+    status, body, _ = call(api, "/v1/stats")
+    assert status == 200 and body["bucket"] == "hour" and body["series"] == []
+    assert_error(*call(api, "/v1/stats", {"bucket": "minute"})[:2], 400)
+    assert_error(*call(api, "/v1/stats", {"since": "2020-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"})[:2], 400)
+    assert_error(*call(api, "/v1/stats", {"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"})[:2], 400)
+
+
+def test_health_ok(api: Any) -> None:
+    status, body, _ = call(api, "/v1/health")
+    assert (status, body) == (200, {"status": "ok", "database": "ok"})
+
+
+def test_security_headers_on_success_and_error(api: Any) -> None:
+    for path in ("/v1/health", "/v1/nothing", "/v1/events/bad"):
+        _, _, headers = call(api, path)
+        for name, value in SECURITY_HEADERS.items():
+            assert headers[name] == value
+        assert headers["Content-Type"].startswith("application/json")
+        assert not any(h.lower().startswith("access-control-") for h in headers)
+
+
+def test_database_down_is_503_with_retry_after_then_recovers(api: Any, pg: EmbeddedPostgres) -> None:
+    assert call(api, "/v1/health")[0] == 200
+    pg.pause()
+    try:
+        for path in ("/v1/health", "/v1/events", "/v1/stats"):
+            status, body, headers = call(api, path)
+            assert_error(status, body, 503)
+            assert headers["Retry-After"] == "5"
+            text = json.dumps(body)
+            for leak in ("psycopg2", "connection", "127.0.0.1", "rampart_api", "Traceback", "SELECT"):
+                assert leak not in text
+    finally:
+        pg.resume()
+    assert call(api, "/v1/health")[0] == 200
+
+
+def test_the_api_role_really_is_read_only(api: Any, pg: EmbeddedPostgres) -> None:
+    # Even through the handler's own connection settings, writes are refused.
+    call(api, "/v1/health")
+    conn = api._store.db.connect()
+    try:
+        with conn.cursor() as cur, pytest.raises(psycopg2.Error):
+            cur.execute("DELETE FROM rampart.events")
+    finally:
+        conn.close()
+
+
+def test_misconfigured_cursor_key_is_a_500_without_details(
+    api: Any, admin: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(admin, 3)
+    monkeypatch.setenv("RAMPART_CURSOR_KEY", "short")
+    api._codec = None
+    status, body, _ = call(api, "/v1/events", {"limit": "1"})
+    assert_error(status, body, 500)
+    assert body["error"]["message"] == "internal error"
