@@ -1,0 +1,392 @@
+"""The supervisor of the local twin: PostgreSQL, the AWS emulator, the event source mapping and the gateway.
+
+Each Lambda function runs the way Lambda runs it: in its own process, with its own environment (the ingest
+function logs in as ``rampart_ingest`` and knows the DLQ; the API function logs in as ``rampart_api`` and
+knows the cursor key). Child environments are built from scratch, never inherited wholesale, so real AWS
+credentials or settings of the caller cannot leak into the twin, and every AWS call goes to the emulator.
+
+Children start in their own session (a Ctrl-C in the terminal reaches only the supervisor, which then stops
+them in order: the event source mapping first, so it finishes the batch in hand), and each one exits by itself
+if the supervisor disappears. ``stop()`` leaves no process and no temporary folder behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from rampart.local import aws, esm, gateway
+from rampart.local.gateway import ApiKey, UsagePlan
+from rampart.local.postgres import EmbeddedPostgres
+from rampart.local.state import aws_client_env
+
+START_TIMEOUT_S = 60.0
+_PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
+
+
+class StackError(RuntimeError):
+    """The local stack could not start (the message says why, in one line where possible)."""
+
+
+@dataclass
+class StackConfig:
+    name: str = "rampart-local"
+    region: str = aws.DEFAULT_REGION
+    api_port: int = 0
+    data_dir: Path | None = None
+    api_keys: list[ApiKey] = field(default_factory=list)
+    stage: str = "local"
+    # Event source mapping and queue (iac/modules/pubsub and functions defaults, shortened where it helps).
+    batch_size: int = 10
+    batching_window_s: float = 0.0
+    visibility_timeout_s: int = 30
+    max_receive_count: int = 5
+    poll_wait_s: int = 1
+    ingest_concurrency: int = 2
+    api_concurrency: int = 16
+    ingest_handler: str = esm.DEFAULT_HANDLER
+    api_handler: str = gateway.DEFAULT_HANDLER
+    # Extra environment for a function (tests: fault injection, log levels).
+    ingest_env: dict[str, str] = field(default_factory=dict)
+    api_env: dict[str, str] = field(default_factory=dict)
+    progress: Callable[[str], None] | None = None
+
+
+@dataclass
+class _Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    restarts: int = 0
+
+
+def _base_env() -> dict[str, str]:
+    env = {k: os.environ[k] for k in _PASS_THROUGH if k in os.environ}
+    # Coverage measurement of the children, when the test run asks for it.
+    env |= {k: v for k, v in os.environ.items() if k.startswith(("COV_CORE_", "COVERAGE_"))}
+    env |= {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost", "PYTHONUNBUFFERED": "1"}
+    return env
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class Stack:
+    """``with Stack(StackConfig()) as stack: ...`` -- or ``start()`` / ``stop()``."""
+
+    def __init__(self, config: StackConfig | None = None) -> None:
+        self.config = config or StackConfig()
+        if not self.config.api_keys:
+            self.config.api_keys = [ApiKey.generate("local", UsagePlan())]
+        self.postgres: EmbeddedPostgres | None = None
+        self.resources: aws.PubSubResources | None = None
+        self.endpoint = ""
+        self.cursor_key = secrets.token_urlsafe(32)
+        self._children: dict[str, _Child] = {}
+        self._temp_dirs: list[Path] = []
+        self._root: Path | None = None
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self.started_in_s = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------------
+    def _say(self, message: str) -> None:
+        if self.config.progress:
+            self.config.progress(message)
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def start(self) -> Stack:
+        cfg = self.config
+        started = time.monotonic()
+        if cfg.api_port and not port_is_free(cfg.api_port):
+            raise StackError(f"port {cfg.api_port} on 127.0.0.1 is in use; pick another with --api-port")
+        try:
+            self._root = self._make_root()
+            self._say("starting the AWS emulator (SNS, SQS, KMS) and PostgreSQL")
+            emulator = self._child("aws", ["-m", "rampart.local.aws"], _base_env())
+            self._spawn(emulator)
+            pg_dir = cfg.data_dir / "postgres" if cfg.data_dir else None
+            self.postgres = EmbeddedPostgres(data_dir=pg_dir)
+            self.postgres.start()
+            self.endpoint = str(self._await_ready(emulator)["endpoint"])
+            pubsub = aws.PubSubConfig(
+                name=cfg.name,
+                visibility_timeout_seconds=cfg.visibility_timeout_s,
+                max_receive_count=cfg.max_receive_count,
+            )
+            self.resources = aws.provision(self.endpoint, cfg.region, pubsub)
+            self._say(
+                f"provisioned {self.resources.topic_arn} -> {self.resources.queue_arn} (DLQ after "
+                f"{cfg.max_receive_count} receives)"
+            )
+            self._say("starting the event source mapping (ingest function) and the API gateway (API function)")
+            ingest, api = self._ingest_child(), self._api_child()
+            self._spawn(ingest)
+            self._spawn(api)
+            self._await_ready(ingest)
+            self._await_ready(api)
+        except BaseException:
+            self.stop()
+            raise
+        self.started_in_s = time.monotonic() - started
+        return self
+
+    def _make_root(self) -> Path:
+        if self.config.data_dir is not None:
+            root = Path(self.config.data_dir).expanduser().resolve()
+            root.mkdir(parents=True, exist_ok=True)
+            root.chmod(0o711)  # PostgreSQL's unprivileged user must traverse it to its own folder
+        else:
+            root = Path(tempfile.mkdtemp(prefix="rampart-stack-"))
+            self._temp_dirs.append(root)
+        logs = root / "logs"
+        logs.mkdir(mode=0o700, exist_ok=True)
+        return root
+
+    @property
+    def logs_dir(self) -> Path:
+        assert self._root is not None
+        return self._root / "logs"
+
+    def _child(self, name: str, args: list[str], env: dict[str, str]) -> _Child:
+        child = _Child(name, [sys.executable, *args], env, self.logs_dir / f"{name}.log")
+        self._children[name] = child
+        return child
+
+    def _function_env(self, function_name: str, service: str, db_user: str) -> dict[str, str]:
+        assert self.postgres is not None
+        return (
+            _base_env()
+            | self.postgres.env(db_user)
+            | aws_client_env(self.endpoint, self.config.region)
+            | {
+                "AWS_LAMBDA_FUNCTION_NAME": function_name,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "POWERTOOLS_SERVICE_NAME": service,
+                "POWERTOOLS_METRICS_NAMESPACE": "Rampart",
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            }
+        )
+
+    def _ingest_child(self) -> _Child:
+        cfg, res = self.config, self.resources
+        assert res is not None
+        function_name = f"{cfg.name}-ingest"
+        env = self._function_env(function_name, "rampart-ingest", "rampart_ingest")
+        env |= {"RAMPART_DLQ_URL": res.dlq_url} | cfg.ingest_env
+        args = [
+            "-m", "rampart.local.esm",
+            "--queue-url", res.queue_url,
+            "--queue-arn", res.queue_arn,
+            "--region", cfg.region,
+            "--handler", cfg.ingest_handler,
+            "--function-name", function_name,
+            "--batch-size", str(cfg.batch_size),
+            "--batching-window", str(cfg.batching_window_s),
+            "--poll-wait", str(cfg.poll_wait_s),
+            "--concurrency", str(cfg.ingest_concurrency),
+        ]  # fmt: skip
+        return self._child("ingest", args, env)
+
+    def _api_child(self) -> _Child:
+        import json  # noqa: PLC0415
+
+        cfg = self.config
+        function_name = f"{cfg.name}-api"
+        env = self._function_env(function_name, "rampart-api", "rampart_api")
+        env |= {"RAMPART_CURSOR_KEY": self.cursor_key} | cfg.api_env
+        env[gateway.KEYS_ENV] = json.dumps([k.to_json() for k in cfg.api_keys])
+        args = [
+            "-m", "rampart.local.gateway",
+            "--port", str(cfg.api_port),
+            "--handler", cfg.api_handler,
+            "--stage", cfg.stage,
+            "--function-name", function_name,
+            "--concurrency", str(cfg.api_concurrency),
+        ]  # fmt: skip
+        return self._child("gateway", args, env)
+
+    def _spawn(self, child: _Child) -> None:
+        read_fd, write_fd = os.pipe()
+        log: TextIO = child.log_path.open("a", encoding="utf-8")
+        try:
+            child.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
+                [*child.argv, "--ready-fd", str(write_fd)],
+                env=child.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=(write_fd,),
+                start_new_session=True,
+            )
+        finally:
+            os.close(write_fd)
+            log.close()
+        child.info = {"_ready_fd": read_fd}
+
+    def _await_ready(self, child: _Child, timeout: float = START_TIMEOUT_S) -> dict[str, Any]:
+        import json  # noqa: PLC0415
+
+        read_fd = child.info.pop("_ready_fd")
+        deadline = time.monotonic() + timeout
+        buf = b""
+        try:
+            while b"\n" not in buf:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise StackError(f"{child.name} did not start within {timeout:.0f} s; see {child.log_path}")
+                ready, _, _ = select.select([read_fd], [], [], min(remaining, 0.5))
+                if ready:
+                    chunk = os.read(read_fd, 4096)
+                    if not chunk:
+                        tail = _tail(child.log_path)
+                        raise StackError(f"{child.name} exited during start-up:\n{tail}")
+                    buf += chunk
+        finally:
+            os.close(read_fd)
+        child.info = dict(json.loads(buf.decode().splitlines()[0]))
+        assert child.proc is not None
+        child.info.setdefault("pid", child.proc.pid)
+        return child.info
+
+    def stop(self) -> None:
+        """Stop everything (idempotent): ingest first (it finishes its batch), then the gateway, AWS, PostgreSQL."""
+        with self._lock:
+            if self._stopped.is_set():
+                return
+            self._stopped.set()
+        for name, grace in (("ingest", 30.0), ("gateway", 10.0), ("aws", 10.0)):
+            child = self._children.get(name)
+            if child is not None:
+                with contextlib.suppress(Exception):
+                    self._terminate(child, grace)
+            with contextlib.suppress(Exception):
+                fd = child.info.pop("_ready_fd", None) if child else None
+                if fd is not None:
+                    os.close(fd)
+        if self.postgres is not None:
+            with contextlib.suppress(Exception):
+                self.postgres.stop()
+        for path in self._temp_dirs:
+            shutil.rmtree(path, ignore_errors=True)
+        self._temp_dirs.clear()
+
+    @staticmethod
+    def _terminate(child: _Child, grace: float) -> None:
+        proc = child.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+    # -- supervision ---------------------------------------------------------------------------------------------------
+    def check(self, max_restarts: int = 3) -> list[str]:
+        """Restart a crashed function process (as Lambda would start a new environment); report what happened.
+
+        Raises :class:`StackError` when the emulator died (its state is gone) or a function keeps crashing.
+        """
+        events: list[str] = []
+        if self._stopped.is_set():
+            return events
+        for name, child in list(self._children.items()):
+            if child.proc is None or child.proc.poll() is None:
+                continue
+            code = child.proc.returncode
+            if name == "aws":
+                raise StackError(f"the AWS emulator exited (code {code}); its queues are gone, restart `rampart up`")
+            if child.restarts >= max_restarts:
+                raise StackError(f"{name} keeps exiting (code {code}); see {child.log_path}")
+            child.restarts += 1
+            if name == "gateway":
+                child.argv[child.argv.index("--port") + 1] = str(self.api_port)
+            events.append(f"{name} exited with code {code}; restarting it ({child.restarts}/{max_restarts})")
+            self._spawn(child)
+            self._await_ready(child)
+        return events
+
+    def restart_function(self, name: str, extra_env: dict[str, str] | None = None) -> None:
+        """Replace the ``ingest`` or ``gateway`` process (tests: new environment, e.g. fault injection)."""
+        child = self._children[name]
+        self._terminate(child, 30.0)
+        child.env = {**child.env, **(extra_env or {})}
+        if name == "gateway":
+            child.argv[child.argv.index("--port") + 1] = str(self.api_port)
+        self._spawn(child)
+        self._await_ready(child)
+
+    # -- what callers need -------------------------------------------------------------------------------------------
+    @property
+    def api_port(self) -> int:
+        return int(self._children["gateway"].info["port"])
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}{gateway.API_PREFIX}"
+
+    @property
+    def api_key(self) -> ApiKey:
+        return self.config.api_keys[0]
+
+    def pids(self) -> dict[str, int]:
+        return {n: c.proc.pid for n, c in self._children.items() if c.proc is not None}
+
+    @property
+    def temp_dirs(self) -> list[Path]:
+        return list(self._temp_dirs)
+
+    def client(self, service: str) -> Any:
+        return aws.client(service, self.endpoint, self.config.region)
+
+    def publish(
+        self, bodies: Iterable[str], rate: float | None = None, on_progress: Callable[[int, int], None] | None = None
+    ) -> Any:
+        from rampart.local.producer import publish  # noqa: PLC0415
+
+        assert self.resources is not None
+        return publish(self.client("sns"), self.resources.topic_arn, list(bodies), rate, on_progress)
+
+    def db_env(self, user: str = "rampart_api") -> dict[str, str]:
+        assert self.postgres is not None
+        return self.postgres.env(user)
