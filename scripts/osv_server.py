@@ -106,9 +106,7 @@ def affects(record: dict[str, Any], name: str, version_text: str) -> bool:
         if version is None:
             continue
         for rng in affected.get("ranges") or []:
-            if rng.get("type") in {"ECOSYSTEM", "SEMVER"} and in_ecosystem_range(
-                version, rng.get("events") or []
-            ):
+            if rng.get("type") in {"ECOSYSTEM", "SEMVER"} and in_ecosystem_range(version, rng.get("events") or []):
                 return True
     return False
 
@@ -141,9 +139,7 @@ class AdvisoryDB:
                 self._dirs.setdefault(canonicalize_name(entry.name), []).append(entry)
         self.count = sum(1 for d in self._all_dirs() for _ in self._files(d))
         if self.count == 0:
-            raise AdvisoryError(
-                f"advisory directory {root} holds no OSV advisories (vulns/<package>/<id>.yaml)"
-            )
+            raise AdvisoryError(f"advisory directory {root} holds no OSV advisories (vulns/<package>/<id>.yaml)")
         self._cache: dict[str, list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
@@ -284,9 +280,7 @@ def run_pip_audit(lock: str, osv_url: str | None) -> tuple[int, list[dict[str, A
 
 def audit(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    live = args.live or (
-        os.environ.get("GITHUB_ACTIONS") == "true" and not args.advisories and not args.osv_url
-    )
+    live = args.live or (os.environ.get("GITHUB_ACTIONS") == "true" and not args.advisories and not args.osv_url)
     with contextlib.ExitStack() as stack:
         if live:
             osv_url, source = None, "the live OSV service (api.osv.dev)"
@@ -297,9 +291,7 @@ def audit(args: argparse.Namespace) -> int:
             try:
                 db = AdvisoryDB(advisories_dir(args.advisories))
             except AdvisoryError as exc:
-                print(
-                    f"==> [audit] FAIL: {exc}; refusing to report a clean audit without data", file=sys.stderr
-                )
+                print(f"==> [audit] FAIL: {exc}; refusing to report a clean audit without data", file=sys.stderr)
                 return 2
             try:
                 canary = db.canary()
@@ -357,9 +349,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p_serve = sub.add_parser("serve", help="serve the advisories on 127.0.0.1")
     p_serve.add_argument("--advisories", help=f"OSV advisory directory (default {DEFAULT_ADVISORIES})")
@@ -371,9 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--advisories", help="serve this OSV advisory directory on loopback")
     source.add_argument("--osv-url", help="use an already running OSV-compatible endpoint")
     source.add_argument("--live", action="store_true", help="query api.osv.dev (the default on GitHub)")
-    p_audit.add_argument(
-        "--no-canary", action="store_true", help="skip the service self-test (--osv-url only)"
-    )
+    p_audit.add_argument("--no-canary", action="store_true", help="skip the service self-test (--osv-url only)")
     p_audit.set_defaults(func=audit)
     args = parser.parse_args(argv)
     return int(args.func(args))

@@ -56,9 +56,7 @@ _DBUSER = re.compile(r"^arn:[^*]+:rds-db:[^*]*:[^*]*:dbuser:([^*/]+)/([^*/]+)$")
 
 def rds_connect_specific_user(statements: Statements) -> CheckResult:
     relevant = [
-        st
-        for st in statements
-        if st["Effect"].lower() == "allow" and _actions_match(st["Action"], "rds-db:connect")
+        st for st in statements if st["Effect"].lower() == "allow" and _actions_match(st["Action"], "rds-db:connect")
     ]
     if not relevant:
         return CheckResult.UNKNOWN
@@ -85,9 +83,7 @@ def _condition_values(st: dict[str, Any], tests: set[str], suffix: str) -> list[
 
 def oidc_trust_pinned(statements: Statements) -> CheckResult:
     relevant = [
-        st
-        for st in statements
-        if st["Effect"].lower() == "allow" and _actions_match(st["Action"], WEB_IDENTITY)
+        st for st in statements if st["Effect"].lower() == "allow" and _actions_match(st["Action"], WEB_IDENTITY)
     ]
     if not relevant:
         return CheckResult.UNKNOWN
@@ -136,9 +132,7 @@ class _PolicyResourceCheck(BaseResourceCheck):
 
 class _PolicyDocumentCheck(BaseDataCheck):
     def __init__(self, *, name: str, id: str, level: str, evaluator: Evaluator) -> None:
-        super().__init__(
-            name=name, id=id, categories=[CheckCategories.IAM], supported_data=["aws_iam_policy_document"]
-        )
+        super().__init__(name=name, id=id, categories=[CheckCategories.IAM], supported_data=["aws_iam_policy_document"])
         self.severity = severity(level)
         self._evaluator = evaluator
 
@@ -162,9 +156,7 @@ wildcard_resource = _PolicyResourceCheck(
     attributes=PERMISSION_ATTRS,
     resources=PERMISSION_RESOURCES,
 )
-wildcard_document = _PolicyDocumentCheck(
-    name=NAME_11, id="CKV_RAMPART_11", level="HIGH", evaluator=no_wildcard_action
-)
+wildcard_document = _PolicyDocumentCheck(name=NAME_11, id="CKV_RAMPART_11", level="HIGH", evaluator=no_wildcard_action)
 rds_resource = _PolicyResourceCheck(
     name=NAME_12,
     id="CKV_RAMPART_12",
@@ -184,6 +176,4 @@ oidc_resource = _PolicyResourceCheck(
     attributes=("assume_role_policy",),
     resources=["aws_iam_role"],
 )
-oidc_document = _PolicyDocumentCheck(
-    name=NAME_13, id="CKV_RAMPART_13", level="CRITICAL", evaluator=oidc_trust_pinned
-)
+oidc_document = _PolicyDocumentCheck(name=NAME_13, id="CKV_RAMPART_13", level="CRITICAL", evaluator=oidc_trust_pinned)

@@ -1,0 +1,105 @@
+# The security gates: policy-as-code, workflow hardening, bandit, secrets, pip-audit, pre-commit, deploy.
+# Included by the top-level Makefile. Every step of .github/workflows/*.yml is one of these targets (or a
+# target of the top-level Makefile / mk/iac.mk), so a laptop runs exactly what CI runs: `make gate`.
+
+REPORTS := build/reports
+POLICIES := policies/checkov
+# Rampart's own checks only (CKV_RAMPART_<n>, CKV2_RAMPART_<n>); see policies/README.md.
+RAMPART_CHECKS := CKV_RAMPART_*,CKV2_RAMPART_*
+CHECKOV_FLAGS := --skip-download --compact --external-checks-dir $(POLICIES)
+# Offline: the loopback OSV endpoint serves this snapshot. On GitHub (GITHUB_ACTIONS=true): api.osv.dev.
+ADVISORY_DB ?= $(firstword $(wildcard ../shared/advisory-db/vulns))
+AUDIT_LOCKS := requirements/lambda.txt requirements/dev.txt requirements/checkov.txt
+TF_ENV ?= prod
+TF_ROOT := iac/envs
+
+.PHONY: checkov checkov-actions policies-check bandit secrets secrets-baseline zizmor audit precommit gate \
+	deploy-functions smoke-test rollback terraform-plan terraform-apply
+
+$(REPORTS):
+	@mkdir -p $@
+
+checkov: checkov-install | $(REPORTS) ## checkov: iac/ + .github/, built-in and Rampart checks; SARIF in build/reports
+	@echo "==> [checkov] terraform + github_actions, built-in and $(POLICIES) checks"
+	@rc=0; $(CHECKOV) $(CHECKOV_FLAGS) --quiet -d iac -d .github --framework terraform github_actions \
+	  -o cli -o sarif --output-file-path console,$(REPORTS) || rc=$$?; \
+	mv -f $(REPORTS)/results_sarif.sarif $(REPORTS)/checkov.sarif 2>/dev/null || true; \
+	echo "==> [checkov] SARIF: $(REPORTS)/checkov.sarif"; exit $$rc
+
+checkov-actions: checkov-install ## checkov github_actions framework over .github/ (built-in + Rampart checks)
+	@echo "==> [checkov-actions] $(CHECKOV) --framework github_actions -d .github"
+	@$(CHECKOV) $(CHECKOV_FLAGS) --quiet -d .github --framework github_actions
+
+policies-check: checkov-install ## Only the Rampart policies, over iac/ and .github/ (what policies/README.md lists)
+	@echo "==> [policies-check] $(RAMPART_CHECKS) over iac/ and .github/"
+	@$(CHECKOV) $(CHECKOV_FLAGS) --quiet -d iac -d .github --framework terraform github_actions \
+	  --check '$(RAMPART_CHECKS)'
+
+bandit: install | $(REPORTS) ## bandit over src/ (SARIF in build/reports/bandit.sarif)
+	@echo "==> [bandit] bandit -r src"
+	@rc=0; $(BIN)/bandit -q -r src -f sarif -o $(REPORTS)/bandit.sarif || rc=$$?; \
+	$(BIN)/bandit -q -r src -f screen || rc=$$?; \
+	echo "==> [bandit] SARIF: $(REPORTS)/bandit.sarif"; exit $$rc
+
+# detect-secrets over every tracked file; a finding not in the committed, audited baseline fails (and so
+# does a baseline entry not audited as a false positive). The locks are excluded: sha256 pins are
+# high-entropy by design. Each baseline entry's reason is listed in docs/gates.md.
+SECRETS_EXCLUDE := ^requirements/.*\.txt$$
+secrets: install ## detect-secrets against .secrets.baseline (new secrets fail)
+	@$(BIN)/python scripts/gate.py secrets
+
+secrets-baseline: install ## Regenerate .secrets.baseline; then audit it: detect-secrets audit .secrets.baseline
+	@$(BIN)/detect-secrets scan --exclude-files '$(SECRETS_EXCLUDE)' > .secrets.baseline
+
+zizmor: install ## zizmor (offline) over the workflows and dependabot.yml: zero findings
+	@echo "==> [zizmor] zizmor --offline .github/workflows .github/dependabot.yml"
+	@$(BIN)/zizmor --offline --quiet .github/workflows .github/dependabot.yml
+
+audit: install ## pip-audit --strict on the runtime, dev and checkov locks (offline: loopback OSV endpoint)
+	@if [ "$${GITHUB_ACTIONS:-}" = "true" ]; then \
+	  $(BIN)/python scripts/osv_server.py audit --live $(addprefix -r ,$(AUDIT_LOCKS)); \
+	else \
+	  $(BIN)/python scripts/osv_server.py audit --advisories "$(or $(ADVISORY_DB),../shared/advisory-db/vulns)" \
+	    $(addprefix -r ,$(AUDIT_LOCKS)); \
+	fi
+
+precommit: install checkov-install ## pre-commit run --all-files (the hooks developers run on commit)
+	@start=$$(date +%s); \
+	$(BIN)/pre-commit run --all-files --show-diff-on-failure; \
+	echo "==> [precommit] all hooks passed in $$(( $$(date +%s) - start ))s"
+
+gate: install ## Run exactly what the pull-request gate (ci.yml) runs; one summary table at the end
+	@$(BIN)/python scripts/gate.py
+
+# ---- deploy (deploy.yml); need AWS credentials, see scripts/deploy_functions.sh for the variables ----
+deploy-functions: ## Sign both zips (AWS Signer), update code, publish versions, move alias `live`
+	@scripts/deploy_functions.sh deploy
+
+smoke-test: ## Call the API with a key from Secrets Manager (and check that no key means 403)
+	@scripts/deploy_functions.sh smoke
+
+rollback: ## Move alias `live` back to the versions recorded by deploy-functions
+	@scripts/deploy_functions.sh rollback
+
+# ---- terraform.yml (plan with the read-only role on PRs; apply on main); need AWS credentials ----
+TF_INIT = terraform -chdir=$(TF_ROOT) init -input=false -no-color -backend-config=$(TF_ENV).s3.tfbackend \
+	-backend-config="bucket=$${TF_STATE_BUCKET:?TF_STATE_BUCKET is not set}" -backend-config="region=$${AWS_REGION:?}"
+terraform-plan: ## terraform plan (no state lock: the plan role is read-only); plan in $GITHUB_STEP_SUMMARY
+	@mkdir -p build/terraform
+	@$(TF_INIT) >build/terraform/init.log || { cat build/terraform/init.log; exit 1; }
+	@terraform -chdir=$(TF_ROOT) plan -input=false -no-color -lock=false -var-file=$(TF_ENV).tfvars \
+	  -out=$(abspath build/terraform/$(TF_ENV).tfplan)
+	@terraform -chdir=$(TF_ROOT) show -no-color $(abspath build/terraform/$(TF_ENV).tfplan) >build/terraform/plan.txt
+	@if [ -n "$${GITHUB_STEP_SUMMARY:-}" ]; then \
+	  { echo "### terraform plan ($(TF_ENV))"; echo; echo '```'; tail -c 60000 build/terraform/plan.txt; echo '```'; } \
+	    >>"$$GITHUB_STEP_SUMMARY"; \
+	fi
+
+terraform-apply: ## terraform plan + apply of $(TF_ENV) (CI: production environment, after approval)
+	@mkdir -p build/terraform
+	@$(TF_INIT) >build/terraform/init.log || { cat build/terraform/init.log; exit 1; }
+	@terraform -chdir=$(TF_ROOT) plan -input=false -no-color -var-file=$(TF_ENV).tfvars \
+	  -out=$(abspath build/terraform/$(TF_ENV).tfplan)
+	@terraform -chdir=$(TF_ROOT) apply -input=false -no-color $(abspath build/terraform/$(TF_ENV).tfplan)
+
+TEST_STEPS += checkov-actions bandit secrets zizmor audit precommit
