@@ -1,0 +1,49 @@
+output "rest_api_id" {
+  description = "ID of the REST API."
+  value       = aws_api_gateway_rest_api.this.id
+}
+
+output "rest_api_name" {
+  description = "Name of the REST API (the ApiName metric dimension)."
+  value       = aws_api_gateway_rest_api.this.name
+}
+
+output "stage_name" {
+  description = "Name of the stage."
+  value       = aws_api_gateway_stage.this.stage_name
+}
+
+output "stage_arn" {
+  description = "ARN of the stage (associated with the web ACL)."
+  value       = aws_api_gateway_stage.this.arn
+}
+
+output "invoke_url" {
+  description = "Base URL of the stage; routes live under /v1."
+  value       = aws_api_gateway_stage.this.invoke_url
+}
+
+output "api_key_ids" {
+  description = "API key IDs by client name (IDs only; values are never output)."
+  value       = { for client, key in aws_api_gateway_api_key.client : client => key.id }
+}
+
+output "usage_plan_id" {
+  description = "ID of the usage plan."
+  value       = aws_api_gateway_usage_plan.this.id
+}
+
+output "web_acl_arn" {
+  description = "ARN of the WAFv2 web ACL."
+  value       = aws_wafv2_web_acl.this.arn
+}
+
+output "web_acl_name" {
+  description = "Name of the WAFv2 web ACL (the WebACL metric dimension)."
+  value       = aws_wafv2_web_acl.this.name
+}
+
+output "access_log_group_name" {
+  description = "CloudWatch log group of the access logs."
+  value       = aws_cloudwatch_log_group.access.name
+}

@@ -1,0 +1,44 @@
+output "topic_arn" {
+  description = "ARN of the SNS topic producers publish events to."
+  value       = aws_sns_topic.this.arn
+}
+
+output "queue_arn" {
+  description = "ARN of the SQS queue the ingest Lambda consumes."
+  value       = aws_sqs_queue.this.arn
+}
+
+output "queue_url" {
+  description = "URL of the SQS queue."
+  value       = aws_sqs_queue.this.id
+}
+
+output "queue_name" {
+  description = "Name of the SQS queue."
+  value       = aws_sqs_queue.this.name
+}
+
+output "dlq_arn" {
+  description = "ARN of the dead-letter queue."
+  value       = aws_sqs_queue.dlq.arn
+}
+
+output "dlq_url" {
+  description = "URL of the dead-letter queue (RAMPART_DLQ_URL)."
+  value       = aws_sqs_queue.dlq.id
+}
+
+output "dlq_name" {
+  description = "Name of the dead-letter queue."
+  value       = aws_sqs_queue.dlq.name
+}
+
+output "kms_key_arn" {
+  description = "ARN of the CMK encrypting the topic and both queues."
+  value       = module.key.arn
+}
+
+output "subscription_arn" {
+  description = "ARN of the topic -> queue subscription."
+  value       = aws_sns_topic_subscription.queue.arn
+}
