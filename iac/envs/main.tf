@@ -50,13 +50,12 @@ module "functions" {
   subnet_ids         = module.network.private_subnet_ids
   security_group_ids = [module.network.lambda_security_group_id]
 
-  db_host            = module.database.address
-  db_port            = module.database.port
-  db_name            = module.database.database_name
-  ingest_db_user     = "rampart_ingest"
-  api_db_user        = "rampart_api"
-  ingest_db_user_arn = module.database.iam_db_user_arns["rampart_ingest"]
-  api_db_user_arn    = module.database.iam_db_user_arns["rampart_api"]
+  db_host        = module.database.address
+  db_port        = module.database.port
+  db_name        = module.database.database_name
+  ingest_db_user = "rampart_ingest"
+  api_db_user    = "rampart_api"
+  db_resource_id = module.database.resource_id
 
   queue_arn         = module.pubsub.queue_arn
   dlq_arn           = module.pubsub.dlq_arn
@@ -78,7 +77,8 @@ module "api" {
 
   name                           = local.name
   function_name                  = module.functions.api_function_name
-  function_invoke_arn            = module.functions.api_function_invoke_arn
+  function_alias                 = module.functions.live_alias_name
+  function_invoke_arn            = module.functions.api_live_invoke_arn
   api_clients                    = var.api_clients
   waf_rate_limit_per_5_minutes   = var.waf_rate_limit_per_5_minutes
   manage_account_cloudwatch_role = var.manage_apigateway_account_role

@@ -4,6 +4,7 @@ region             = "eu-central-1"
 availability_zones = ["eu-central-1a", "eu-central-1b", "eu-central-1c"]
 vpc_cidr           = "10.41.0.0/16"
 github_repository  = "rampart-project/rampart"
+github_environment = "production" # the GitHub environment of deploy.yml and terraform.yml
 
 db_instance_class       = "db.m7g.large"
 db_multi_az             = true

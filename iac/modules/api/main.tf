@@ -220,6 +220,7 @@ resource "aws_lambda_permission" "api" {
   statement_id  = "AllowApiGatewayGetRoutes"
   action        = "lambda:InvokeFunction"
   function_name = var.function_name
+  qualifier     = var.function_alias
   principal     = "apigateway.amazonaws.com"
   source_arn    = "${aws_api_gateway_rest_api.this.execution_arn}/${var.stage_name}/GET/v1/*"
 }

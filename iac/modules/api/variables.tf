@@ -13,8 +13,14 @@ variable "function_name" {
   type        = string
 }
 
+variable "function_alias" {
+  description = "Alias of the API function that API Gateway invokes."
+  type        = string
+  default     = "live"
+}
+
 variable "function_invoke_arn" {
-  description = "Invoke ARN of the API Lambda function."
+  description = "Invoke ARN of that alias of the API function."
   type        = string
 }
 

@@ -355,7 +355,7 @@ data "aws_iam_policy_document" "ingest" {
   statement {
     sid       = "ConnectAsIngestDbUser"
     actions   = ["rds-db:connect"]
-    resources = [var.ingest_db_user_arn]
+    resources = ["arn:${local.partition}:rds-db:${local.region}:${local.account_id}:dbuser:${var.db_resource_id}/${var.ingest_db_user}"]
   }
 }
 
@@ -371,7 +371,7 @@ data "aws_iam_policy_document" "api" {
   statement {
     sid       = "ConnectAsApiDbUser"
     actions   = ["rds-db:connect"]
-    resources = [var.api_db_user_arn]
+    resources = ["arn:${local.partition}:rds-db:${local.region}:${local.account_id}:dbuser:${var.db_resource_id}/${var.api_db_user}"]
   }
 }
 
@@ -405,6 +405,7 @@ resource "aws_lambda_function" "ingest" {
   s3_key           = aws_signer_signing_job.this["ingest"].signed_object[0].s3[0].key
   source_code_hash = filebase64sha256(var.ingest_zip_path)
 
+  publish                        = true
   code_signing_config_arn        = aws_lambda_code_signing_config.this.arn
   reserved_concurrent_executions = var.ingest_reserved_concurrency
   kms_key_arn                    = module.key.arn
@@ -450,6 +451,7 @@ resource "aws_lambda_function" "api" {
   s3_key           = aws_signer_signing_job.this["api"].signed_object[0].s3[0].key
   source_code_hash = filebase64sha256(var.api_zip_path)
 
+  publish                        = true
   code_signing_config_arn        = aws_lambda_code_signing_config.this.arn
   reserved_concurrent_executions = var.api_reserved_concurrency
   kms_key_arn                    = module.key.arn
@@ -474,9 +476,33 @@ resource "aws_lambda_function" "api" {
   depends_on = [aws_cloudwatch_log_group.this, aws_iam_role_policy.api]
 }
 
+# Traffic goes through the `live` alias. Terraform creates it on the first published version;
+# afterwards the deploy workflow (scripts/deploy_functions.sh) publishes signed releases and moves it.
+resource "aws_lambda_alias" "ingest_live" {
+  name             = var.live_alias_name
+  description      = "Version serving the SQS event source"
+  function_name    = aws_lambda_function.ingest.function_name
+  function_version = aws_lambda_function.ingest.version
+
+  lifecycle {
+    ignore_changes = [function_version]
+  }
+}
+
+resource "aws_lambda_alias" "api_live" {
+  name             = var.live_alias_name
+  description      = "Version serving API Gateway"
+  function_name    = aws_lambda_function.api.function_name
+  function_version = aws_lambda_function.api.version
+
+  lifecycle {
+    ignore_changes = [function_version]
+  }
+}
+
 resource "aws_lambda_event_source_mapping" "ingest" {
   event_source_arn                   = var.queue_arn
-  function_name                      = aws_lambda_function.ingest.arn
+  function_name                      = aws_lambda_alias.ingest_live.arn
   batch_size                         = var.batch_size
   maximum_batching_window_in_seconds = var.maximum_batching_window_in_seconds
   function_response_types            = ["ReportBatchItemFailures"]

@@ -18,9 +18,14 @@ output "api_function_arn" {
   value       = aws_lambda_function.api.arn
 }
 
-output "api_function_invoke_arn" {
-  description = "Invoke ARN of the API function (for the API Gateway integration)."
-  value       = aws_lambda_function.api.invoke_arn
+output "api_live_invoke_arn" {
+  description = "Invoke ARN of the API function's live alias (for the API Gateway integration)."
+  value       = aws_lambda_alias.api_live.invoke_arn
+}
+
+output "live_alias_name" {
+  description = "Name of the alias serving traffic on both functions."
+  value       = var.live_alias_name
 }
 
 output "ingest_role_arn" {

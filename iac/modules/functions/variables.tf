@@ -86,31 +86,42 @@ variable "ingest_db_user" {
   description = "PostgreSQL role of the ingest function."
   type        = string
   default     = "rampart_ingest"
+
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_]{0,62}$", var.ingest_db_user))
+    error_message = "ingest_db_user must be a PostgreSQL role name."
+  }
 }
 
 variable "api_db_user" {
   description = "PostgreSQL role of the API function."
   type        = string
   default     = "rampart_api"
-}
-
-variable "ingest_db_user_arn" {
-  description = "rds-db:connect ARN of exactly the ingest database user."
-  type        = string
 
   validation {
-    condition     = can(regex("^arn:aws[a-z-]*:rds-db:[a-z0-9-]+:[0-9]{12}:dbuser:[A-Za-z0-9-]+/[a-z_][a-z0-9_]*$", var.ingest_db_user_arn))
-    error_message = "ingest_db_user_arn must be a dbuser ARN for one resource ID and one user (no wildcards)."
+    condition     = can(regex("^[a-z_][a-z0-9_]{0,62}$", var.api_db_user))
+    error_message = "api_db_user must be a PostgreSQL role name."
   }
 }
 
-variable "api_db_user_arn" {
-  description = "rds-db:connect ARN of exactly the API database user."
+variable "db_resource_id" {
+  description = "DbiResourceId of the RDS instance; rds-db:connect is granted on exactly <id>/<user> for each function."
   type        = string
 
   validation {
-    condition     = can(regex("^arn:aws[a-z-]*:rds-db:[a-z0-9-]+:[0-9]{12}:dbuser:[A-Za-z0-9-]+/[a-z_][a-z0-9_]*$", var.api_db_user_arn))
-    error_message = "api_db_user_arn must be a dbuser ARN for one resource ID and one user (no wildcards)."
+    condition     = can(regex("^db-[A-Za-z0-9]+$", var.db_resource_id))
+    error_message = "db_resource_id must be an RDS DbiResourceId (db-...)."
+  }
+}
+
+variable "live_alias_name" {
+  description = "Alias that serves traffic; the deploy workflow moves it to each signed release."
+  type        = string
+  default     = "live"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,63}$", var.live_alias_name))
+    error_message = "live_alias_name must be a lowercase alias name."
   }
 }
 

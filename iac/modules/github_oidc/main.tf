@@ -14,7 +14,6 @@ locals {
   provider_arn = var.create_oidc_provider ? aws_iam_openid_connect_provider.github[0].arn : data.aws_iam_openid_connect_provider.github[0].arn
 
   deploy_subject = "repo:${var.github_repository}:environment:${var.github_environment}"
-  plan_subject   = "repo:${var.github_repository}:pull_request"
 
   # Functions plus their published versions and aliases.
   function_resources = flatten([for arn in var.function_arns : [arn, "${arn}:*"]])
@@ -34,13 +33,9 @@ data "aws_iam_openid_connect_provider" "github" {
   url = "https://${local.issuer_host}"
 }
 
-data "aws_iam_policy_document" "trust" {
-  for_each = {
-    deploy = local.deploy_subject
-    plan   = local.plan_subject
-  }
-
+data "aws_iam_policy_document" "deploy_trust" {
   statement {
+    sid     = "GitHubDeployEnvironmentOfThisRepository"
     actions = ["sts:AssumeRoleWithWebIdentity"]
 
     principals {
@@ -50,14 +45,38 @@ data "aws_iam_policy_document" "trust" {
 
     condition {
       test     = "StringEquals"
-      variable = "${local.issuer_host}:aud"
+      variable = "token.actions.githubusercontent.com:aud"
       values   = ["sts.amazonaws.com"]
     }
 
     condition {
       test     = "StringEquals"
-      variable = "${local.issuer_host}:sub"
-      values   = [each.value]
+      variable = "token.actions.githubusercontent.com:sub"
+      values   = ["repo:${var.github_repository}:environment:${var.github_environment}"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "plan_trust" {
+  statement {
+    sid     = "GitHubPullRequestsOfThisRepository"
+    actions = ["sts:AssumeRoleWithWebIdentity"]
+
+    principals {
+      type        = "Federated"
+      identifiers = [local.provider_arn]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "token.actions.githubusercontent.com:aud"
+      values   = ["sts.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "token.actions.githubusercontent.com:sub"
+      values   = ["repo:${var.github_repository}:pull_request"]
     }
   }
 }
@@ -69,7 +88,7 @@ data "aws_iam_policy_document" "trust" {
 resource "aws_iam_role" "deploy" {
   name                 = "${var.name}-github-deploy"
   description          = "GitHub Actions deploy of ${var.github_repository} (environment ${var.github_environment})"
-  assume_role_policy   = data.aws_iam_policy_document.trust["deploy"].json
+  assume_role_policy   = data.aws_iam_policy_document.deploy_trust.json
   max_session_duration = 3600
 }
 
@@ -146,7 +165,7 @@ resource "aws_iam_role_policy" "deploy" {
 resource "aws_iam_role" "plan" {
   name                 = "${var.name}-github-plan"
   description          = "GitHub Actions terraform plan for pull requests of ${var.github_repository} (read-only)"
-  assume_role_policy   = data.aws_iam_policy_document.trust["plan"].json
+  assume_role_policy   = data.aws_iam_policy_document.plan_trust.json
   max_session_duration = 3600
 }
 

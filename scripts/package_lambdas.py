@@ -1,0 +1,215 @@
+"""Build the two Lambda deployment packages: dist/lambda/ingest.zip and dist/lambda/api.zip.
+
+Each zip holds the hash-pinned runtime lock (requirements/lambda.txt, wheels for CPython 3.12 on
+manylinux aarch64) plus the `rampart` package without what only runs on a developer machine
+(rampart/local, the CLI, the client). boto3 is not bundled: the Lambda runtime provides it.
+
+The zips are reproducible: entries sorted, every timestamp 1980-01-01 00:00, fixed permissions, no
+bytecode, so two builds of the same tree give the same sha256 (the hash Terraform deploys by).
+Wheels are downloaded once per lock into build/lambda-wheels/<lock hash>/ and reused offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCK = ROOT / "requirements" / "lambda.txt"
+SRC_PACKAGE = ROOT / "src" / "rampart"
+FUNCTIONS = ("ingest", "api")
+
+# Lambda python3.12 on arm64 (Amazon Linux 2023, glibc 2.34).
+PLATFORM_ARGS = [
+    "--only-binary=:all:",
+    "--platform",
+    "manylinux2014_aarch64",
+    "--platform",
+    "manylinux_2_28_aarch64",
+    "--implementation",
+    "cp",
+    "--python-version",
+    "3.12",
+]
+
+# Inside src/rampart: only the developer-machine parts are left out.
+EXCLUDED_PACKAGE_PATHS = ("local", "cli.py", "client.py", "tests")
+EXCLUDED_DIR_NAMES = {"__pycache__", "tests", "test"}
+EXCLUDED_SUFFIXES = (".pyc", ".pyo")
+RDS_CA_BUNDLE = Path("rampart") / "certs" / "rds-ca.pem"
+
+FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+FILE_MODE = 0o100644  # regular file, rw-r--r--
+MIB = 1024 * 1024
+LAMBDA_UNZIPPED_LIMIT = 250 * 1000 * 1000  # bytes, Lambda's limit for an unzipped package
+
+
+def log(message: str) -> None:
+    print(f"==> [package] {message}", flush=True)
+
+
+def pip_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PIP_CONFIG_FILE"] = os.devnull  # no user or site pip configuration changes what is built
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env.pop("PIP_FIND_LINKS", None)  # only the lock's wheels, from the index or the cache
+    env.pop("PIP_NO_INDEX", None)
+    return env
+
+
+def run_pip(args: list[str]) -> None:
+    command = [sys.executable, "-m", "pip", *args]
+    result = subprocess.run(command, env=pip_env(), capture_output=True, text=True, check=False)  # noqa: S603
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout + result.stderr)
+        raise SystemExit(f"pip failed ({result.returncode}): {' '.join(command)}")
+
+
+def lock_digest() -> str:
+    return hashlib.sha256(LOCK.read_bytes()).hexdigest()[:16]
+
+
+def wheel_cache(cache_root: Path) -> Path:
+    """Download the lock's wheels once; later builds install from the cache without the network."""
+    cache = cache_root / lock_digest()
+    marker = cache / ".complete"
+    if marker.exists():
+        log(f"wheels: cached in {cache.relative_to(ROOT) if cache.is_relative_to(ROOT) else cache}")
+        return cache
+    log(f"wheels: downloading the lock for cp312 manylinux aarch64 into {cache}")
+    cache.mkdir(parents=True, exist_ok=True)
+    run_pip(["download", "--require-hashes", *PLATFORM_ARGS, "--dest", str(cache), "-r", str(LOCK)])
+    marker.write_text(LOCK.name + "\n")
+    return cache
+
+
+def install_dependencies(cache: Path, target: Path) -> None:
+    log("dependencies: pip install --require-hashes --target (offline, from the wheel cache)")
+    run_pip(
+        [
+            "install",
+            "--require-hashes",
+            *PLATFORM_ARGS,
+            "--no-index",
+            "--find-links",
+            str(cache),
+            "--no-compile",
+            "--target",
+            str(target),
+            "-r",
+            str(LOCK),
+        ]
+    )
+
+
+def _included(relative: Path) -> bool:
+    parts = relative.parts
+    if any(part in EXCLUDED_DIR_NAMES for part in parts[:-1]):
+        return False
+    return not relative.name.endswith(EXCLUDED_SUFFIXES)
+
+
+def package_files(package_dir: Path) -> Iterator[tuple[str, Path]]:
+    """(archive name, source path) for every file of src/rampart that ships."""
+    for path in package_dir.rglob("*"):
+        if not path.is_file():
+            continue
+        relative = path.relative_to(package_dir)
+        if relative.parts[0] in EXCLUDED_PACKAGE_PATHS or not _included(relative):
+            continue
+        yield (Path("rampart", relative).as_posix(), path)
+
+
+def dependency_files(target: Path) -> Iterator[tuple[str, Path]]:
+    for path in target.rglob("*"):
+        if not path.is_file():
+            continue
+        relative = path.relative_to(target)
+        if relative.parts[0] == "bin" or not _included(relative):  # console scripts are unusable in Lambda
+            continue
+        yield (relative.as_posix(), path)
+
+
+def write_zip(destination: Path, files: dict[str, Path]) -> None:
+    """A zip whose bytes depend only on the names and contents of `files`."""
+    partial = destination.with_suffix(".zip.partial")
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=FIXED_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3  # Unix, so external_attr carries the mode
+            info.external_attr = FILE_MODE << 16
+            archive.writestr(info, files[name].read_bytes(), compresslevel=9)
+    partial.replace(destination)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build(out_dir: Path, cache_root: Path, budget_mib: float) -> dict[str, str]:
+    if not (SRC_PACKAGE / "__init__.py").exists():
+        raise SystemExit(f"{SRC_PACKAGE} is not a package")
+    cache = wheel_cache(cache_root)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="rampart-package-") as tmp:
+        deps = Path(tmp) / "deps"
+        install_dependencies(cache, deps)
+        files = dict(dependency_files(deps))
+        for name, path in package_files(SRC_PACKAGE):
+            if name in files:
+                raise SystemExit(f"{name} is both in the lock and in src/rampart")
+            files[name] = path
+        if RDS_CA_BUNDLE.as_posix() in files:
+            log(f"RDS CA bundle included: {RDS_CA_BUNDLE.as_posix()}")
+        else:
+            log(
+                f"note: src/{RDS_CA_BUNDLE.as_posix()} does not exist; RAMPART_DB_SSLROOTCERT "
+                "(verify-full) needs it in the package before deploying to AWS"
+            )
+        unzipped = sum(path.stat().st_size for path in files.values())
+        digests: dict[str, str] = {}
+        over_budget: list[str] = []
+        for function in FUNCTIONS:
+            destination = out_dir / f"{function}.zip"
+            write_zip(destination, files)
+            size = destination.stat().st_size
+            digests[function] = sha256(destination)
+            verdict = "ok" if size <= budget_mib * MIB else "OVER BUDGET"
+            log(
+                f"{destination.relative_to(ROOT) if destination.is_relative_to(ROOT) else destination}: "
+                f"{size / MIB:.2f} MiB zipped (budget {budget_mib:g} MiB: {verdict}), "
+                f"{unzipped / MIB:.2f} MiB unzipped, {len(files)} files, sha256 {digests[function]}"
+            )
+            if size > budget_mib * MIB:
+                over_budget.append(f"{function}.zip is {size / MIB:.2f} MiB > {budget_mib:g} MiB")
+        if unzipped > LAMBDA_UNZIPPED_LIMIT:
+            over_budget.append(f"unzipped size {unzipped} bytes exceeds Lambda's {LAMBDA_UNZIPPED_LIMIT}")
+        if over_budget:
+            raise SystemExit("package over budget: " + "; ".join(over_budget))
+    return digests
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out-dir", type=Path, default=ROOT / "dist" / "lambda")
+    parser.add_argument("--cache-dir", type=Path, default=ROOT / "build" / "lambda-wheels")
+    parser.add_argument("--budget-mib", type=float, default=15.0, help="maximum zipped size of each package")
+    parser.add_argument("--clean-cache", action="store_true", help="drop cached wheels before building")
+    args = parser.parse_args(argv)
+    if args.clean_cache and args.cache_dir.exists():
+        shutil.rmtree(args.cache_dir)
+    build(args.out_dir.resolve(), args.cache_dir.resolve(), args.budget_mib)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
