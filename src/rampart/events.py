@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_.-]{0,62}$"
 MAX_RECORD_BYTES = 256 * 1024  # the SQS/SNS message limit
@@ -15,6 +25,11 @@ MAX_PAYLOAD_BYTES = 32 * 1024
 MAX_PAYLOAD_DEPTH = 16
 MAX_FUTURE_SKEW = dt.timedelta(minutes=5)
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+# Compact re-serialisation can only grow a JSON text through number formatting ("1e15" -> "1000000000000000.0",
+# at most 4.5x); a record smaller than this cannot hold an oversized payload, so the exact measure is skipped.
+_SIZE_CHECK_FROM = MAX_PAYLOAD_BYTES // 5
+# In valid JSON text a NUL or a UTF-16 surrogate can only appear as an escape; without one, no walk is needed.
+_SUSPICIOUS_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN, min_length=1, max_length=63)]
 
@@ -37,6 +52,7 @@ class Event(BaseModel):
     type: Identifier
     occurred_at: AwareDatetime
     payload: dict[str, Any]
+    _text: str | None = PrivateAttr(default=None)
 
     @field_validator("event_id", "occurred_at", mode="before")
     @classmethod
@@ -57,15 +73,40 @@ class Event(BaseModel):
 
     @field_validator("payload")
     @classmethod
-    def _bounded_payload(cls, value: dict[str, Any]) -> dict[str, Any]:
-        _check_json_value(value, depth=1)
-        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
-        if size > MAX_PAYLOAD_BYTES:
-            raise ValueError(f"is {size} bytes, more than {MAX_PAYLOAD_BYTES}")
+    def _bounded_payload(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # parse_event tells, from the raw text, which of these checks can possibly fail; anything else gets all.
+        checks = info.context or {}
+        if checks.get("walk", True):
+            _check_json_value(value, depth=1)
+        if checks.get("size", True):
+            size = len(_compact(value).encode("utf-8"))
+            if size > MAX_PAYLOAD_BYTES:
+                raise ValueError(f"is {size} bytes, more than {MAX_PAYLOAD_BYTES}")
         return value
 
     def payload_json(self) -> str:
-        return json.dumps(self.payload, separators=(",", ":"), ensure_ascii=False)
+        """The payload as compact JSON text."""
+        return _compact(self.payload)
+
+    def json_text(self) -> str:
+        """The event as JSON text for the database: the validated original text when there is one."""
+        if self._text is not None:
+            return self._text
+        return json.dumps(
+            {
+                "event_id": str(self.event_id),
+                "source": self.source,
+                "type": self.type,
+                "occurred_at": self.occurred_at.isoformat(),
+                "payload": self.payload,
+            },
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+
+
+def _compact(value: dict[str, Any]) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _check_json_value(value: Any, depth: int) -> None:
@@ -96,8 +137,18 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:30]} is out of range")
+    return value
+
+
 def _depth_of(text: str) -> int:
     """Nesting depth of a JSON text, counted before parsing so a deep document cannot exhaust the stack."""
+    brackets = text.count("{") + text.count("[")
+    if brackets <= MAX_PAYLOAD_DEPTH + 1:
+        return brackets  # cannot be deeper than the number of brackets: skip the character scan
     depth = deepest = 0
     in_string = escaped = False
     for ch in text:
@@ -120,23 +171,35 @@ def _depth_of(text: str) -> int:
 
 def parse_event(body: str) -> Event:
     """Parse and validate one event from its JSON text, or raise :class:`InvalidEventError`."""
-    size = len(body.encode("utf-8", errors="surrogatepass"))
+    raw_surrogates = False
+    try:
+        size = len(body.encode("utf-8"))
+    except UnicodeEncodeError:
+        raw_surrogates = True
+        size = len(body.encode("utf-8", errors="surrogatepass"))
     if size > MAX_RECORD_BYTES:
         raise InvalidEventError(f"record is {size} bytes, more than {MAX_RECORD_BYTES}")
     if _depth_of(body) > MAX_PAYLOAD_DEPTH + 1:
         raise InvalidEventError(f"payload is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
     try:
-        data = json.loads(body, parse_constant=_reject_constant)
+        data = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
     except ValueError as exc:
         raise InvalidEventError(f"not valid JSON: {exc}") from None
-    return validate_event(data)
+    checks = {
+        "walk": raw_surrogates or _SUSPICIOUS_ESCAPE.search(body) is not None,
+        "size": size >= _SIZE_CHECK_FROM,
+    }
+    event = validate_event(data, checks)
+    # The database receives exactly the text that was validated (see EventStore.insert_events).
+    event._text = body
+    return event
 
 
-def validate_event(data: object) -> Event:
+def validate_event(data: object, checks: dict[str, bool] | None = None) -> Event:
     if not isinstance(data, dict):
         raise InvalidEventError("an event must be a JSON object")
     try:
-        return Event.model_validate(data)
+        return Event.model_validate(data, context=checks)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {err['msg']}"

@@ -20,16 +20,16 @@ class MemorySink:
         self.reject_source = reject_source
         self.calls = 0
 
-    def insert_events(self, events: Sequence[Event]) -> set[uuid.UUID]:
+    def insert_events(self, events: Sequence[Event]) -> int:
         self.calls += 1
         if self.fail:
             raise self.fail
         if self.reject_source and any(e.source == self.reject_source for e in events):
             raise psycopg2.DataError("value rejected")
-        new = {e.event_id for e in events if e.event_id not in self.rows}
+        before = len(self.rows)
         for e in events:
             self.rows.setdefault(e.event_id, e)
-        return new
+        return len(self.rows) - before
 
 
 class MemoryDLQ:
@@ -121,3 +121,12 @@ def test_malformed_sqs_record_is_dead_lettered() -> None:
     result = process_batch([{"messageId": "m1"}], MemorySink(), dlq)
     assert [r.message_id for r in dlq.sent] == ["m1"]
     assert result.retry == []
+
+
+def test_a_system_fault_from_the_database_retries_and_never_dead_letters() -> None:
+    dlq = MemoryDLQ()
+    records = [sqs_record(json.dumps(make_event())) for _ in range(3)]
+    fault = psycopg2.errors.InsufficientPrivilege("permission denied for table events")
+    result = process_batch(records, MemorySink(fail=fault), dlq)
+    assert sorted(result.retry) == sorted(r["messageId"] for r in records)
+    assert dlq.sent == []

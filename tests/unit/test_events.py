@@ -97,3 +97,24 @@ def test_deep_nesting_rejected_without_recursion_error() -> None:
 
 def test_braces_inside_strings_do_not_count_as_depth() -> None:
     parse_event(json.dumps(make_event(payload={"text": '[[[[[[[[[[[[[[[[[[[[[[[[{{{{{{{{{{{{{{{{{{{{\\"'})))
+
+
+def test_numbers_beyond_double_range_are_rejected() -> None:
+    body = json.dumps(make_event()).replace('"amount": 42', '"amount": 1e400')
+    with pytest.raises(InvalidEventError, match="out of range"):
+        parse_event(body)
+
+
+def test_the_validated_text_is_what_the_database_receives() -> None:
+    body = json.dumps(make_event())
+    assert parse_event(body).json_text() == body
+
+
+def test_fast_paths_do_not_skip_checks_that_can_fail() -> None:
+    # An escaped NUL in a small record still triggers the walk; a big record still gets the exact size check.
+    with pytest.raises(InvalidEventError, match="NUL"):
+        parse_event(json.dumps(make_event(payload={"a": "\u0000"})))
+    grows = {"n": [1e15] * 2500}  # about 12 KB as text here, more than 32 KiB once re-serialised compactly
+    text = json.dumps(make_event(payload=grows)).replace("1000000000000000.0", "1e15")
+    with pytest.raises(InvalidEventError, match="bytes"):
+        parse_event(text)

@@ -11,7 +11,6 @@ Outcomes per record:
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -21,9 +20,16 @@ import psycopg2
 from rampart.db.connection import DatabaseUnavailableError
 from rampart.events import Event, InvalidEventError, parse_event
 
+# Only these say "this record's data can never be stored" (SQLSTATE classes 22 and 23). Anything else the
+# database raises (privileges, a missing table, an unavailable server) is about the system, not the record:
+# the whole batch is retried, and nothing is dead-lettered for a fault that is not its own.
+_RECORD_ERRORS = (psycopg2.DataError, psycopg2.IntegrityError)
+
 
 class EventSink(Protocol):
-    def insert_events(self, events: Sequence[Event]) -> set[uuid.UUID]: ...
+    def insert_events(self, events: Sequence[Event]) -> int:
+        """Store the events idempotently; return how many were new."""
+        ...
 
 
 class DeadLetters(Protocol):
@@ -93,8 +99,10 @@ def process_batch(
     if valid:
         try:
             _store(valid, sink, result, bodies)
-        except DatabaseUnavailableError:
-            warn("database unavailable: the batch goes back to the queue", retry=len(valid))
+        except (DatabaseUnavailableError, psycopg2.Error) as exc:
+            warn("cannot store the batch: it goes back to the queue", retry=len(valid), error=type(exc).__name__)
+            result.stored = result.duplicates = 0
+            result.rejected = [r for r in result.rejected if r.message_id not in {mid for mid, _ in valid}]
             result.retry.extend(mid for mid, _ in valid)
 
     if result.rejected:
@@ -115,28 +123,19 @@ def process_batch(
 
 def _store(valid: list[tuple[str, Event]], sink: EventSink, result: BatchResult, bodies: dict[str, str]) -> None:
     try:
-        inserted = sink.insert_events([event for _, event in valid])
-    except psycopg2.DatabaseError as exc:
-        if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
-            raise DatabaseUnavailableError("the database is unavailable") from exc
-        # PostgreSQL rejected a value in the batch. Find which by storing the records one at a time, so the
-        # rest of the batch is not held back by one bad record.
-        inserted = set()
-        isolated: list[tuple[str, Event]] = []
-        for message_id, event in valid:
-            try:
-                inserted |= sink.insert_events([event])
-                isolated.append((message_id, event))
-            except psycopg2.DatabaseError as one_exc:
-                if isinstance(one_exc, psycopg2.OperationalError | psycopg2.InterfaceError):
-                    raise DatabaseUnavailableError("the database is unavailable") from one_exc
-                reason = f"rejected by PostgreSQL: {type(one_exc).__name__}"
-                result.rejected.append(Rejected(message_id, bodies.get(message_id, ""), reason))
-        valid = isolated
-    seen: set[uuid.UUID] = set()
-    for _, event in valid:
-        if event.event_id in inserted and event.event_id not in seen:
-            result.stored += 1
-            seen.add(event.event_id)
-        else:
-            result.duplicates += 1
+        result.stored = sink.insert_events([event for _, event in valid])
+        result.duplicates = len(valid) - result.stored
+        return
+    except _RECORD_ERRORS:
+        pass
+    # PostgreSQL rejected a value in the batch. Find which by storing the records one at a time, so the rest of
+    # the batch is not held back by one bad record.
+    for message_id, event in valid:
+        try:
+            new = sink.insert_events([event])
+        except _RECORD_ERRORS as one_exc:
+            reason = f"rejected by PostgreSQL: {type(one_exc).__name__}"
+            result.rejected.append(Rejected(message_id, bodies.get(message_id, ""), reason))
+            continue
+        result.stored += new
+        result.duplicates += 1 - new

@@ -19,7 +19,8 @@ CREATE INDEX events_received_at_idx ON rampart.events (received_at);
 
 GRANT USAGE ON SCHEMA rampart TO rampart_ingest, rampart_api;
 -- Ingest: insert the client-supplied columns only (received_at is always the database's clock), and read
--- event_id, which INSERT ... RETURNING needs to tell new rows from duplicates. Nothing else.
+-- event_id, which ON CONFLICT (event_id) needs to find the conflicting row. Nothing else: no payload, no
+-- RETURNING (the handler counts new rows from the statement's row count).
 GRANT INSERT (event_id, source, type, occurred_at, payload) ON rampart.events TO rampart_ingest;
 GRANT SELECT (event_id) ON rampart.events TO rampart_ingest;
 -- API: read only.

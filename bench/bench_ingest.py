@@ -1,0 +1,153 @@
+"""Ingest throughput: the real ingest handler vs one INSERT+COMMIT per record vs COPY, on the same database.
+
+Run: .venv/bin/python -m bench.bench_ingest [--events N] [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import io
+import json
+import os
+import time
+from typing import Any
+
+import psycopg2
+from tests.conftest import make_event
+from tests.helpers import FakeContext, sqs_record
+
+from bench.common import Result, production_like_postgres, progress, quiet_stdout
+from rampart.events import parse_event
+
+PER_RECORD_SQL = (
+    "INSERT INTO rampart.events (event_id, source, type, occurred_at, payload) VALUES (%s, %s, %s, %s, %s)"
+    " ON CONFLICT (event_id) DO NOTHING"
+)
+
+
+def _bodies(n: int) -> list[str]:
+    return [json.dumps(make_event(payload={"amount": i, "currency": "EUR", "lines": [1, 2, 3]})) for i in range(n)]
+
+
+def _truncate(pg: Any) -> None:
+    conn = psycopg2.connect(pg.dsn("rampart_admin"))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("TRUNCATE rampart.events")
+        cur.execute("CHECKPOINT")
+    conn.close()
+
+
+def _count(pg: Any) -> int:
+    conn = psycopg2.connect(pg.dsn("rampart_admin"))
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM rampart.events")
+        n = int(cur.fetchone()[0])
+    conn.close()
+    return n
+
+
+def run_handler(pg: Any, bodies: list[str], batch: int) -> float:
+    os.environ.update(pg.env("rampart_ingest"))
+    with quiet_stdout():
+        handler = importlib.import_module("rampart.ingest.handler")
+        handler._store = None
+        events = [{"Records": [sqs_record(b) for b in bodies[i : i + batch]]} for i in range(0, len(bodies), batch)]
+        handler.lambda_handler(events[0], FakeContext())  # warm: connect outside the timing, as a warm Lambda
+        _truncate(pg)
+        start = time.perf_counter()
+        for event in events:
+            out = handler.lambda_handler(event, FakeContext())
+            assert out == {"batchItemFailures": []}, out
+        elapsed = time.perf_counter() - start
+    assert _count(pg) == len(bodies)
+    return len(bodies) / elapsed
+
+
+def run_per_record(pg: Any, bodies: list[str]) -> float:
+    """The pattern most samples use: validate, then one INSERT and one COMMIT per record."""
+    conn = psycopg2.connect(pg.dsn("rampart_ingest"))
+    start = time.perf_counter()
+    with conn.cursor() as cur:
+        for body in bodies:
+            e = parse_event(body)
+            cur.execute(PER_RECORD_SQL, (str(e.event_id), e.source, e.type, e.occurred_at, e.payload_json()))
+            conn.commit()
+    elapsed = time.perf_counter() - start
+    conn.close()
+    assert _count(pg) == len(bodies)
+    return len(bodies) / elapsed
+
+
+def run_copy(pg: Any, bodies: list[str], batch: int) -> float:
+    """The limit: COPY of the same (already validated) rows, one COPY and COMMIT per batch."""
+    rows = []
+    for body in bodies:
+        e = parse_event(body)
+        payload = e.payload_json().replace("\\", "\\\\")
+        rows.append(f"{e.event_id}\t{e.source}\t{e.type}\t{e.occurred_at.isoformat()}\t{payload}\n")
+    conn = psycopg2.connect(pg.dsn("rampart_admin"))
+    start = time.perf_counter()
+    with conn.cursor() as cur:
+        for i in range(0, len(rows), batch):
+            cur.copy_expert(
+                "COPY rampart.events (event_id, source, type, occurred_at, payload) FROM STDIN",
+                io.StringIO("".join(rows[i : i + batch])),
+            )
+            conn.commit()
+    elapsed = time.perf_counter() - start
+    conn.close()
+    assert _count(pg) == len(bodies)
+    return len(bodies) / elapsed
+
+
+def main(argv: list[str] | None = None) -> Result:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=20_000)
+    ap.add_argument("--per-record-events", type=int, default=3_000)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: proves the benchmark runs, measures nothing")
+    args = ap.parse_args(argv)
+    n, n_single = (1_000, 200) if args.smoke else (args.events, args.per_record_events)
+    result = Result("ingest")
+    print(f"== ingest throughput ({n} events per run; per-record baseline on {n_single})", flush=True)
+    with production_like_postgres() as pg:
+        bodies = _bodies(n)
+        _truncate(pg)
+        progress("baseline: one INSERT + COMMIT per record")
+        per_record = run_per_record(pg, bodies[:n_single])
+        result.rows.append({"method": "per-record INSERT+COMMIT", "batch": 1, "events_per_s": round(per_record)})
+        for batch in (10, 100, 1000):
+            _truncate(pg)
+            progress(f"COPY, batch {batch}")
+            copy_rate = run_copy(pg, bodies, batch)
+            _truncate(pg)
+            progress(f"Rampart ingest handler, batch {batch}")
+            handler_rate = run_handler(pg, bodies, batch)
+            result.rows.append({"method": "COPY (limit)", "batch": batch, "events_per_s": round(copy_rate)})
+            result.rows.append(
+                {
+                    "method": "Rampart ingest handler",
+                    "batch": batch,
+                    "events_per_s": round(handler_rate),
+                    "x_per_record": round(handler_rate / per_record, 2),
+                    "x_copy": round(handler_rate / copy_rate, 2),
+                }
+            )
+            print(
+                f"    batch {batch:>4}: handler {handler_rate:>9.0f}/s  COPY {copy_rate:>9.0f}/s  "
+                f"per-record {per_record:>7.0f}/s  -> {handler_rate / per_record:.1f}x per-record, "
+                f"{handler_rate / copy_rate:.2f}x COPY",
+                flush=True,
+            )
+            if batch == 100:
+                result.goal("handler at batch 100 vs per-record pattern (x)", handler_rate / per_record, ">=", 10)
+            if batch == 1000:
+                result.goal("handler at batch 1000 vs COPY (x)", handler_rate / copy_rate, ">=", 0.5)
+    if not args.smoke:
+        result.save()
+    return result
+
+
+if __name__ == "__main__":
+    main()
