@@ -32,7 +32,7 @@ from typing import Any, TextIO
 from rampart.local import aws, esm, gateway
 from rampart.local.gateway import ApiKey, UsagePlan
 from rampart.local.postgres import EmbeddedPostgres
-from rampart.local.state import aws_client_env
+from rampart.local.state import aws_client_env, pid_alive
 
 START_TIMEOUT_S = 60.0
 _PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
@@ -56,7 +56,7 @@ class StackConfig:
     visibility_timeout_s: int = 30
     max_receive_count: int = 5
     poll_wait_s: int = 1
-    ingest_concurrency: int = 2
+    ingest_concurrency: int = 2  # ingest execution environments, one process each
     api_concurrency: int = 16
     ingest_handler: str = esm.DEFAULT_HANDLER
     api_handler: str = gateway.DEFAULT_HANDLER
@@ -95,6 +95,13 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+def _postmaster_pid(pgdata: Path) -> int | None:
+    try:
+        return int((pgdata / "postmaster.pid").read_text(encoding="utf-8").splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _tail(path: Path, lines: int = 15) -> str:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -120,6 +127,8 @@ class Stack:
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self.started_in_s = 0.0
+        self._pg_pid: int | None = None
+        self._pg_temp: list[Path] = []
 
     # -- lifecycle ---------------------------------------------------------------------------------------------------
     def _say(self, message: str) -> None:
@@ -145,6 +154,9 @@ class Stack:
             pg_dir = cfg.data_dir / "postgres" if cfg.data_dir else None
             self.postgres = EmbeddedPostgres(data_dir=pg_dir)
             self.postgres.start()
+            self._pg_pid = _postmaster_pid(self.postgres.pgdata)
+            if pg_dir is None:
+                self._pg_temp = [self.postgres.pgdata.parent]
             self.endpoint = str(self._await_ready(emulator)["endpoint"])
             pubsub = aws.PubSubConfig(
                 name=cfg.name,
@@ -157,11 +169,12 @@ class Stack:
                 f"{cfg.max_receive_count} receives)"
             )
             self._say("starting the event source mapping (ingest function) and the API gateway (API function)")
-            ingest, api = self._ingest_child(), self._api_child()
-            self._spawn(ingest)
-            self._spawn(api)
-            self._await_ready(ingest)
-            self._await_ready(api)
+            functions = [self._ingest_child(i) for i in range(1, cfg.ingest_concurrency + 1)]
+            functions.append(self._api_child())
+            for child in functions:
+                self._spawn(child)
+            for child in functions:
+                self._await_ready(child)
         except BaseException:
             self.stop()
             raise
@@ -206,7 +219,8 @@ class Stack:
             }
         )
 
-    def _ingest_child(self) -> _Child:
+    def _ingest_child(self, index: int) -> _Child:
+        """One ingest execution environment: its own process, module globals and database connection."""
         cfg, res = self.config, self.resources
         assert res is not None
         function_name = f"{cfg.name}-ingest"
@@ -222,9 +236,9 @@ class Stack:
             "--batch-size", str(cfg.batch_size),
             "--batching-window", str(cfg.batching_window_s),
             "--poll-wait", str(cfg.poll_wait_s),
-            "--concurrency", str(cfg.ingest_concurrency),
+            "--concurrency", "1",
         ]  # fmt: skip
-        return self._child("ingest", args, env)
+        return self._child(f"ingest-{index}", args, env)
 
     def _api_child(self) -> _Child:
         import json  # noqa: PLC0415
@@ -288,38 +302,48 @@ class Stack:
         return child.info
 
     def stop(self) -> None:
-        """Stop everything (idempotent): ingest first (it finishes its batch), then the gateway, AWS, PostgreSQL."""
+        """Stop everything (idempotent): the functions first (ingest finishes its batch), then AWS and PostgreSQL."""
         with self._lock:
             if self._stopped.is_set():
                 return
             self._stopped.set()
-        for name, grace in (("ingest", 30.0), ("gateway", 10.0), ("aws", 10.0)):
-            child = self._children.get(name)
-            if child is not None:
-                with contextlib.suppress(Exception):
-                    self._terminate(child, grace)
-            with contextlib.suppress(Exception):
-                fd = child.info.pop("_ready_fd", None) if child else None
-                if fd is not None:
+        for child in self._children.values():
+            fd = child.info.pop("_ready_fd", None)
+            if fd is not None:
+                with contextlib.suppress(OSError):
                     os.close(fd)
+        self._terminate_all([n for n in self._children if n != "aws"], grace=30.0)
+        # The emulator and PostgreSQL stop side by side: nothing uses them any more.
+        emulator = threading.Thread(target=self._terminate_all, args=(["aws"], 10.0), daemon=True)
+        emulator.start()
         if self.postgres is not None:
             with contextlib.suppress(Exception):
                 self.postgres.stop()
+        emulator.join(20)
         for path in self._temp_dirs:
             shutil.rmtree(path, ignore_errors=True)
-        self._temp_dirs.clear()
 
-    @staticmethod
-    def _terminate(child: _Child, grace: float) -> None:
-        proc = child.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    def _terminate_all(self, names: list[str], grace: float) -> None:
+        procs = [c.proc for n, c in self._children.items() if n in names and c.proc is not None]
+        for proc in procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+    def leftovers(self) -> list[str]:
+        """What is still there after :meth:`stop` (should be nothing): processes, the server, temporary folders."""
+        found = [f"{n} (pid {c.proc.pid})" for n, c in self._children.items() if c.proc and c.proc.poll() is None]
+        if self._pg_pid is not None and pid_alive(self._pg_pid):
+            found.append(f"postgres (pid {self._pg_pid})")
+        found += [str(p) for p in [*self._temp_dirs, *self._pg_temp] if p.exists()]
+        return found
 
     # -- supervision ---------------------------------------------------------------------------------------------------
     def check(self, max_restarts: int = 3) -> list[str]:
@@ -346,15 +370,19 @@ class Stack:
             self._await_ready(child)
         return events
 
-    def restart_function(self, name: str, extra_env: dict[str, str] | None = None) -> None:
-        """Replace the ``ingest`` or ``gateway`` process (tests: new environment, e.g. fault injection)."""
-        child = self._children[name]
-        self._terminate(child, 30.0)
-        child.env = {**child.env, **(extra_env or {})}
-        if name == "gateway":
-            child.argv[child.argv.index("--port") + 1] = str(self.api_port)
-        self._spawn(child)
-        self._await_ready(child)
+    def restart_function(self, function: str, extra_env: dict[str, str] | None = None) -> None:
+        """Replace the processes of ``ingest`` or ``gateway`` (tests: a new environment, e.g. fault injection)."""
+        children = [c for n, c in self._children.items() if n == function or n.startswith(function + "-")]
+        if not children:
+            raise KeyError(function)
+        self._terminate_all([c.name for c in children], grace=30.0)
+        for child in children:
+            child.env = {**child.env, **(extra_env or {})}
+            if child.name == "gateway":
+                child.argv[child.argv.index("--port") + 1] = str(self.api_port)
+            self._spawn(child)
+        for child in children:
+            self._await_ready(child)
 
     # -- what callers need -------------------------------------------------------------------------------------------
     @property
@@ -371,6 +399,10 @@ class Stack:
 
     def pids(self) -> dict[str, int]:
         return {n: c.proc.pid for n, c in self._children.items() if c.proc is not None}
+
+    @property
+    def postgres_pid(self) -> int | None:
+        return self._pg_pid
 
     @property
     def temp_dirs(self) -> list[Path]:
