@@ -7,7 +7,7 @@ is non-zero when any gate failed.
 
     python scripts/gate.py            # the gate
     python scripts/gate.py --list     # the make targets, in order, without running them
-    python scripts/gate.py secrets    # detect-secrets against .secrets.baseline (make secrets)
+    python scripts/gate.py secrets [FILE...]  # detect-secrets against .secrets.baseline (make secrets)
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 CI_WORKFLOW = REPO / ".github" / "workflows" / "ci.yml"
 BASELINE = REPO / ".secrets.baseline"
 # The locks are excluded: their sha256 pins are high-entropy by design (pip --require-hashes checks them).
-SECRETS_EXCLUDE = re.compile(r"^requirements/.*\.txt$")
+SECRETS_EXCLUDE = re.compile(r"^(requirements/.*\.txt|\.secrets\.baseline)$")
 
 
 def gate_targets(workflow: Path = CI_WORKFLOW) -> list[str]:
@@ -119,7 +119,7 @@ def run_gate(targets: list[str]) -> int:
     return 0
 
 
-def check_secrets(repo: Path = REPO, baseline: Path = BASELINE) -> int:
+def check_secrets(repo: Path = REPO, baseline: Path = BASELINE, only: list[str] | None = None) -> int:
     """detect-secrets over the tracked files; fails on a secret that is not in the audited baseline.
 
     Runs the hook against a copy of the baseline: the hook rewrites a baseline whose line numbers moved
@@ -133,11 +133,13 @@ def check_secrets(repo: Path = REPO, baseline: Path = BASELINE) -> int:
     for filename, secret in bad:
         state = "a real secret" if secret.get("is_secret") else "not audited"
         print(f"==> [secrets] baseline entry {filename}:{secret.get('line_number')} ({secret['type']}) is {state}")
-    listed = subprocess.run(
-        ["git", "ls-files", "-z"],  # noqa: S607 - git from PATH, as every developer runs it
-        cwd=repo, capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    files = [f for f in listed.split("\0") if f and not SECRETS_EXCLUDE.match(f) and (repo / f).is_file()]
+    if only is None:
+        only = subprocess.run(
+            ["git", "ls-files", "-z"],  # noqa: S607 - git from PATH, as every developer runs it
+            cwd=repo, capture_output=True, text=True, check=True,
+        ).stdout.split("\0")  # fmt: skip
+    candidates = only
+    files = [f for f in candidates if f and not SECRETS_EXCLUDE.match(f) and (repo / f).is_file()]
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / ".secrets.baseline"
         shutil.copyfile(baseline, copy)
@@ -156,11 +158,12 @@ def check_secrets(repo: Path = REPO, baseline: Path = BASELINE) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", nargs="?", choices=["gate", "secrets"], default="gate")
+    parser.add_argument("files", nargs="*", help="secrets: scan only these files (pre-commit passes them)")
     parser.add_argument("--list", action="store_true", help="print the gate's make targets and exit")
     args = parser.parse_args(argv)
     os.chdir(REPO)
     if args.command == "secrets":
-        return check_secrets()
+        return check_secrets(only=args.files or None)
     targets = gate_targets()
     if args.list:
         print(" ".join(targets))
