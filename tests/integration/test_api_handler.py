@@ -11,6 +11,7 @@ import psycopg2
 import pytest
 
 from rampart.api.handler import SECURITY_HEADERS
+from rampart.api.models import EventOut, EventPage, Health, Stats
 from rampart.local.postgres import EmbeddedPostgres
 from tests.helpers import FakeContext, api_event
 
@@ -74,6 +75,17 @@ def test_filters(api: Any, admin: Any) -> None:
     until = (T0 + dt.timedelta(minutes=2)).isoformat()
     status, body, _ = call(api, "/v1/events", {"since": since, "until": until})
     assert status == 200 and len(body["items"]) == 2  # minute 1 of both sources, until is exclusive
+
+
+def test_responses_match_the_documented_models(api: Any, admin: Any) -> None:
+    seed(admin, 3)
+    resp = api.lambda_handler(api_event("/v1/events", {"limit": "2"}), FakeContext())
+    page = EventPage.model_validate_json(resp["body"])
+    assert len(page.items) == 2 and page.next_cursor
+    one = api.lambda_handler(api_event(f"/v1/events/{page.items[0].event_id}"), FakeContext())
+    assert EventOut.model_validate_json(one["body"]) == page.items[0]
+    assert Stats.model_validate_json(api.lambda_handler(api_event("/v1/stats"), FakeContext())["body"])
+    assert Health.model_validate_json(api.lambda_handler(api_event("/v1/health"), FakeContext())["body"])
 
 
 def test_item_shape(api: Any, admin: Any) -> None:

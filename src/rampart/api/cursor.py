@@ -46,7 +46,7 @@ class CursorCodec:
     def _mac(self, key: bytes, body: bytes) -> bytes:
         return hmac.new(key, body, hashlib.sha256).digest()[:_MAC_BYTES]
 
-    def encode(self, occurred_at: dt.datetime, event_id: uuid.UUID, digest: str) -> str:
+    def encode(self, occurred_at: dt.datetime, event_id: uuid.UUID | str, digest: str) -> str:
         body = json.dumps(
             {"v": 1, "t": occurred_at.isoformat(), "i": str(event_id), "f": digest}, separators=(",", ":")
         ).encode("utf-8")

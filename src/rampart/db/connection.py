@@ -93,7 +93,10 @@ class Database:
     # -- connections -----------------------------------------------------------------------------------------
     def connect(self) -> psycopg2.extensions.connection:
         s = self.settings
-        options = f"-c statement_timeout={s.statement_timeout_ms} -c idle_in_transaction_session_timeout=60000"
+        options = (
+            f"-c statement_timeout={s.statement_timeout_ms} -c idle_in_transaction_session_timeout=60000"
+            " -c TimeZone=UTC"
+        )
         if self.read_only:
             options += " -c default_transaction_read_only=on"
         try:

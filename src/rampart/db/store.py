@@ -27,8 +27,12 @@ ON CONFLICT (event_id) DO NOTHING
 
 # Keyset pagination: rows strictly after the cursor position, in (occurred_at, event_id) order. Each optional
 # filter is "parameter IS NULL OR column = parameter", so the text never changes with the filters.
+# Each row comes back as its JSON text, built by PostgreSQL: the API passes it through without turning it into
+# Python objects and back (see docs/benchmarks.md), plus the two columns a cursor needs.
 LIST_EVENTS = """
-SELECT event_id, source, type, occurred_at, received_at, payload
+SELECT occurred_at, event_id::text,
+       jsonb_build_object('event_id', event_id, 'source', source, 'type', type, 'occurred_at', occurred_at,
+                          'received_at', received_at, 'payload', payload)::text
 FROM rampart.events
 WHERE (%(source)s::text IS NULL OR source = %(source)s::text)
   AND (%(type)s::text IS NULL OR type = %(type)s::text)
@@ -40,7 +44,8 @@ LIMIT %(limit)s
 """
 
 GET_EVENT = """
-SELECT event_id, source, type, occurred_at, received_at, payload
+SELECT jsonb_build_object('event_id', event_id, 'source', source, 'type', type, 'occurred_at', occurred_at,
+                          'received_at', received_at, 'payload', payload)::text
 FROM rampart.events WHERE event_id = %s
 """
 
@@ -54,13 +59,12 @@ ORDER BY 1, 2
 
 
 @dataclass(frozen=True)
-class StoredEvent:
-    event_id: uuid.UUID
-    source: str
-    type: str
+class EventRow:
+    """One stored event: its keyset position and its JSON text (the API's item representation)."""
+
     occurred_at: dt.datetime
-    received_at: dt.datetime
-    payload: dict[str, Any]
+    event_id: str
+    json: str
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ class EventStore:
 
     def list_events(
         self, filters: EventFilter, after: tuple[dt.datetime, uuid.UUID] | None, limit: int
-    ) -> list[StoredEvent]:
+    ) -> list[EventRow]:
         params = {
             "source": filters.source,
             "type": filters.type,
@@ -108,17 +112,17 @@ class EventStore:
             "limit": limit,
         }
 
-        def work(cur: Any) -> list[StoredEvent]:
+        def work(cur: Any) -> list[EventRow]:
             cur.execute(LIST_EVENTS, params)
-            return [StoredEvent(*row) for row in cur.fetchall()]
+            return [EventRow(*row) for row in cur.fetchall()]
 
         return self.db.run(work)
 
-    def get_event(self, event_id: uuid.UUID) -> StoredEvent | None:
-        def work(cur: Any) -> StoredEvent | None:
+    def get_event_json(self, event_id: uuid.UUID) -> str | None:
+        def work(cur: Any) -> str | None:
             cur.execute(GET_EVENT, (event_id,))
             row = cur.fetchone()
-            return StoredEvent(*row) if row else None
+            return str(row[0]) if row else None
 
         return self.db.run(work)
 
