@@ -37,7 +37,8 @@ def seed(pg: Any, rows: int) -> None:
                    (ARRAY['billing','shipping','identity','catalog'])[1 + g %% 4],
                    (ARRAY['invoice.paid','parcel.sent','user.created','item.updated','order.placed'])[1 + g %% 5],
                    timestamptz '2026-01-01' + g * interval '1 second',
-                   jsonb_build_object('n', g, 'amount', g %% 1000, 'currency', 'EUR', 'tags', jsonb_build_array('a','b'))
+                   jsonb_build_object('n', g, 'amount', g %% 1000, 'currency', 'EUR',
+                                      'tags', jsonb_build_array('a', 'b'))
             FROM generate_series(1, %s) AS g
             """,
             (rows,),
