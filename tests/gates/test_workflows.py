@@ -1,0 +1,155 @@
+"""The pipeline, verified statically: zizmor, checkov's github_actions framework, the Rampart workflow policies,
+and the structure that makes every deploy wait for the whole gate."""
+
+from __future__ import annotations
+
+import copy
+import re
+import shlex
+import subprocess
+
+import pytest
+
+from tests.gates.workflow_model import (
+    REPO,
+    WORKFLOWS,
+    all_workflows,
+    assumes_role,
+    deploy_violations,
+    is_deploy_job,
+    load,
+    steps,
+)
+from tests.policies.checkov_runner import WORKFLOW_IDS, ensure_checkov, run_checkov
+
+WORKFLOW_NAMES = ["ci.yml", "deploy.yml", "terraform.yml"]
+SHA_USES = re.compile(r"^\s*(?:-\s+)?uses:\s+[^@\s]+@[0-9a-f]{40}\s+#\s+v\d+(\.\d+)*\s*$")
+
+
+def test_the_three_workflows_exist() -> None:
+    assert sorted(p.name for p in WORKFLOWS.glob("*.yml")) == WORKFLOW_NAMES
+
+
+def test_zizmor_offline_reports_no_finding() -> None:
+    zizmor = str(REPO / ".venv/bin/zizmor")
+    proc = subprocess.run(
+        [zizmor, "--offline", "--format", "json", ".github/workflows", ".github/dependabot.yml"],
+        cwd=REPO, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip() in {"[]", ""}
+
+
+def test_checkov_github_actions_framework_reports_no_failed_check() -> None:
+    ensure_checkov()
+    results = run_checkov(REPO / ".github", frameworks=("github_actions",), only_rampart=False)
+    failed = sorted((r.check_id, r.file, r.resource) for r in results if not r.passed)
+    assert failed == []
+    ran = {r.check_id for r in results}
+    assert ran >= WORKFLOW_IDS  # the Rampart workflow policies ran, on top of checkov's CKV_GHA_*
+    assert any(i.startswith("CKV_GHA_") for i in ran)
+
+
+def test_no_deploy_job_can_run_unless_every_gate_job_succeeded() -> None:
+    workflows = all_workflows()
+    gate = workflows["ci.yml"]
+    deploy_jobs = [(w, n) for w, doc in workflows.items() for n, j in doc["jobs"].items() if is_deploy_job(j)]
+    assert ("deploy.yml", "deploy") in deploy_jobs and ("terraform.yml", "apply") in deploy_jobs
+    for name, doc in workflows.items():
+        assert deploy_violations(doc, gate) == [], name
+
+
+def test_the_structure_check_catches_a_deploy_that_skips_the_gate() -> None:
+    workflows = all_workflows()
+    gate = workflows["ci.yml"]
+    broken = copy.deepcopy(workflows["deploy.yml"])
+    del broken["jobs"]["deploy"]["needs"]
+    assert deploy_violations(broken, gate) != []
+    always = copy.deepcopy(workflows["deploy.yml"])
+    always["jobs"]["deploy"]["if"] = "${{ always() }}"
+    assert deploy_violations(always, gate) != []
+    skippable_gate = copy.deepcopy(gate)
+    skippable_gate["jobs"]["bandit"]["if"] = "github.actor != 'dependabot[bot]'"
+    assert deploy_violations(workflows["deploy.yml"], skippable_gate) != []
+
+
+def test_the_gate_workflow_covers_every_gate() -> None:
+    ci = load(WORKFLOWS / "ci.yml")
+    assert set(ci["on"]) == {"pull_request", "push", "workflow_call"}
+    targets = {shlex.split(s["run"], comments=True)[1] for j in ci["jobs"].values() for s in steps(j) if "run" in s}
+    assert targets >= {
+        "lint", "typecheck", "pytest-all", "checkov", "checkov-actions", "bandit", "audit", "zizmor",
+        "iac-validate", "secrets",
+    }  # fmt: skip
+    uploads = [s for j in ci["jobs"].values() for s in steps(j) if "upload-sarif" in str(s.get("uses", ""))]
+    assert {u["with"]["sarif_file"] for u in uploads} == {"build/reports/checkov.sarif", "build/reports/bandit.sarif"}
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_hardening(name: str) -> None:
+    text = (WORKFLOWS / name).read_text(encoding="utf-8")
+    doc = load(WORKFLOWS / name)
+    assert "pull_request_target" not in doc["on"]
+    assert doc["permissions"] == {}
+    for job_name, job in doc["jobs"].items():
+        if "uses" in job:  # a reusable-workflow call: permissions cap the callee; no steps, no runner
+            assert "id-token" not in (job.get("permissions") or {})
+            continue
+        assert isinstance(job.get("timeout-minutes"), int), job_name
+        assert "concurrency" in doc or "concurrency" in job, job_name
+        assert (job.get("permissions", {}).get("id-token") == "write") == assumes_role(job), job_name
+        for step in steps(job):
+            if "run" in step:
+                assert "${{" not in step["run"], f"{job_name}: expression in run:"
+                words = shlex.split(step["run"], comments=True)
+                assert words[0] == "make" and len(words) == 2, f"{job_name}: {step['run']!r} is not one make target"
+            if str(step.get("uses", "")).startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False, job_name
+    uses_lines = [ln for ln in text.splitlines() if re.match(r"^\s*(-\s+)?uses:", ln) and "./.github/" not in ln]
+    assert uses_lines and all(SHA_USES.match(ln) for ln in uses_lines), [
+        ln for ln in uses_lines if not SHA_USES.match(ln)
+    ]
+
+
+def test_every_make_target_a_workflow_runs_exists() -> None:
+    database = subprocess.run(
+        ["make", "-pRrq", "-f", "Makefile", ":"], cwd=REPO, capture_output=True, text=True, check=False
+    ).stdout
+    defined = set(re.findall(r"^([A-Za-z0-9_.-]+):", database, re.MULTILINE))
+    wanted = {
+        shlex.split(s["run"], comments=True)[1]
+        for doc in all_workflows().values()
+        for j in doc["jobs"].values()
+        for s in steps(j)
+        if "run" in s
+    }
+    assert wanted - defined == set()
+
+
+def test_deploy_workflow_does_what_the_issue_asks() -> None:
+    deploy = load(WORKFLOWS / "deploy.yml")
+    assert deploy["on"] == {"push": {"branches": ["main"]}}
+    job = deploy["jobs"]["deploy"]
+    assert job["environment"] == "production"
+    runs = [s["run"] for s in steps(job) if "run" in s]
+    assert runs == ["make package", "make deploy-functions", "make smoke-test", "make rollback"]
+    rollback = next(s for s in steps(job) if s.get("run") == "make rollback")
+    assert "failure()" in rollback["if"]
+    creds = [s for s in steps(job) if str(s.get("uses", "")).startswith("aws-actions/configure-aws-credentials@")]
+    assert creds and "role-to-assume" in creds[0]["with"] and "aws-access-key-id" not in creds[0]["with"]
+
+
+def test_terraform_workflow_plans_on_prs_and_applies_behind_approval() -> None:
+    tf = load(WORKFLOWS / "terraform.yml")
+    assert tf["on"]["pull_request"]["paths"][0] == "iac/**"
+    plan, apply = tf["jobs"]["plan"], tf["jobs"]["apply"]
+    assert "PLAN_ROLE" in plan["steps"][2]["with"]["role-to-assume"]
+    assert "environment" not in plan and apply["environment"] == "production"
+    assert [s["run"] for s in steps(plan) if "run" in s] == ["make terraform-plan"]
+
+
+def test_dependabot_and_codeowners() -> None:
+    dependabot = load(REPO / ".github" / "dependabot.yml")
+    assert {u["package-ecosystem"] for u in dependabot["updates"]} == {"pip", "github-actions", "terraform"}
+    codeowners = (REPO / ".github" / "CODEOWNERS").read_text(encoding="utf-8")
+    assert re.search(r"^/\.github/\s+@", codeowners, re.MULTILINE)

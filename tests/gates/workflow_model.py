@@ -1,0 +1,90 @@
+"""A small model of .github/workflows: load, and decide which jobs deploy and which gate jobs they wait for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOWS = REPO / ".github" / "workflows"
+GATE_WORKFLOW = "./.github/workflows/ci.yml"
+AWS_CREDENTIALS = "aws-actions/configure-aws-credentials"
+
+
+def load(path: Path) -> dict[str, Any]:
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if True in doc:  # YAML 1.1 reads the key `on` as the boolean true
+        doc["on"] = doc.pop(True)
+    return doc
+
+
+def all_workflows() -> dict[str, dict[str, Any]]:
+    return {p.name: load(p) for p in sorted(WORKFLOWS.glob("*.yml"))}
+
+
+def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(job.get("steps") or [])
+
+
+def assumes_role(job: dict[str, Any]) -> bool:
+    return any(str(s.get("uses", "")).split("@")[0] == AWS_CREDENTIALS for s in steps(job))
+
+
+def is_deploy_job(job: dict[str, Any]) -> bool:
+    """A job that changes production: it runs in an environment, or assumes a role that is not the plan role."""
+    if job.get("environment"):
+        return True
+    roles = [str((s.get("with") or {}).get("role-to-assume", "")) for s in steps(job) if assumes_role(job)]
+    return any(r and "PLAN" not in r.upper() for r in roles)
+
+
+def needs(job: dict[str, Any]) -> list[str]:
+    value = job.get("needs") or []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def ancestors(jobs: dict[str, Any], name: str) -> set[str]:
+    seen: set[str] = set()
+    todo = list(needs(jobs[name]))
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo += needs(jobs[current])
+    return seen
+
+
+RUNS_DESPITE_FAILURE = ("always()", "failure()", "cancelled()", "!cancelled()")
+
+
+def deploy_violations(workflow: dict[str, Any], gate: dict[str, Any]) -> list[str]:
+    """Why a deploy job of `workflow` could run without every gate job of `gate` (ci.yml) succeeding."""
+    problems = []
+    jobs = workflow.get("jobs") or {}
+    gate_jobs = [n for n, j in jobs.items() if j.get("uses") == GATE_WORKFLOW]
+    for name, job in jobs.items():
+        if not is_deploy_job(job):
+            continue
+        upstream = ancestors(jobs, name)
+        if not any(g in upstream for g in gate_jobs):
+            problems.append(f"{name}: does not need a job that calls {GATE_WORKFLOW}")
+        for job_name in [name, *upstream]:
+            condition = str(jobs[job_name].get("if", ""))
+            if any(marker in condition.replace(" ", "") for marker in RUNS_DESPITE_FAILURE):
+                problems.append(f"{job_name}: `if: {condition}` runs even when a needed job failed")
+            if jobs[job_name].get("continue-on-error"):
+                problems.append(f"{job_name}: continue-on-error")
+    if not gate_jobs:
+        return problems
+    # Inside the gate: a skipped or error-tolerant gate job would still let the caller job succeed.
+    for gate_name, gate_job in (gate.get("jobs") or {}).items():
+        if "if" in gate_job:
+            problems.append(f"ci.yml {gate_name}: has `if:`; a skipped gate job counts as success")
+        if gate_job.get("continue-on-error"):
+            problems.append(f"ci.yml {gate_name}: continue-on-error")
+        for step in steps(gate_job):
+            if step.get("continue-on-error"):
+                problems.append(f"ci.yml {gate_name}: a step has continue-on-error")
+    return problems
