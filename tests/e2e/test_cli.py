@@ -1,0 +1,142 @@
+"""The `rampart` command as a user runs it: `up` until SIGTERM, and `demo`."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rampart.client import RampartClient
+from rampart.local.state import pid_alive
+
+pytestmark = pytest.mark.e2e
+
+RAMPART = [sys.executable, "-m", "rampart.cli"]
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """A TMPDIR of our own (traversable by PostgreSQL's unprivileged user) to prove nothing is left in it."""
+    path = Path(tempfile.mkdtemp(prefix="rampart-e2e-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _env(scratch: Path) -> dict[str, str]:
+    tmp = scratch / "tmp"
+    tmp.mkdir(exist_ok=True)
+    tmp.chmod(0o1777)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAMPART_")}
+    env |= {"TMPDIR": str(tmp), "RAMPART_STATE_FILE": str(scratch / "state" / "state.json")}
+    return env
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline and pid_alive(int(proc.name)):
+            found.append(f"{proc.name}: {cmdline[:200]}")
+    return found
+
+
+def test_up_serves_until_sigterm_then_leaves_nothing_running(scratch: Path) -> None:
+    env = _env(scratch)
+    proc = subprocess.Popen(
+        [*RAMPART, "up", "--api-port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or []], daemon=True).start()
+    stderr: list[str] = []
+    threading.Thread(target=lambda: stderr.extend(proc.stderr or []), daemon=True).start()
+    try:
+        printed: dict[str, str] = {}
+        deadline = time.monotonic() + 60
+        while len(printed) < 2:
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                pytest.fail(f"`rampart up` printed no API_URL/API_KEY in 60 s: {''.join(stderr)[-2000:]}")
+            name, _, value = line.strip().partition("=")
+            printed[name] = value
+        assert printed["API_URL"].startswith("http://127.0.0.1:") and printed["API_URL"].endswith("/v1")
+        assert len(printed["API_KEY"]) >= 20
+        assert RampartClient(printed["API_URL"], printed["API_KEY"]).health().status == "ok"
+
+        state_file = Path(env["RAMPART_STATE_FILE"])
+        assert state_file.stat().st_mode & 0o777 == 0o600
+        state = json.loads(state_file.read_text())
+        assert state["api_url"] == printed["API_URL"]
+        pids = [*state["children"].values(), state["postgres_pid"]]
+        assert len(pids) >= 4 and all(pid_alive(p) for p in pids)
+        status = subprocess.run([*RAMPART, "status"], check=False, env=env, capture_output=True, text=True, timeout=60)
+        assert status.returncode == 0, status.stderr
+        assert "events stored" in status.stdout
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert [p for p in pids if pid_alive(p)] == []
+    assert _processes_mentioning(str(scratch)) == []
+    assert list(Path(env["TMPDIR"]).iterdir()) == []
+    assert not state_file.exists()
+    assert "stopped" in "".join(stderr)
+
+
+def test_demo_exits_0(scratch: Path) -> None:
+    env = _env(scratch)
+    started = time.monotonic()
+    result = subprocess.run([*RAMPART, "demo"], check=False, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "all checks passed" in result.stderr
+    assert "FAIL" not in result.stderr
+    assert list(Path(env["TMPDIR"]).iterdir()) == []
+    assert time.monotonic() - started < 60
+
+
+def test_user_mistakes_get_one_line_and_no_trace(scratch: Path) -> None:
+    env = _env(scratch)
+    for argv in (["status"], ["publish", "--count", "3"], ["query", "health"]):
+        result = subprocess.run([*RAMPART, *argv], check=False, env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1
+        assert result.stderr.startswith("rampart: error: no running `rampart up` found"), result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    result = subprocess.run(
+        [*RAMPART, "up", "--api-key", "short"], check=False, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2 and "at least 20 characters" in result.stderr
+    result = subprocess.run(
+        [*RAMPART, "query", "--url", "http://example.com/v1", "--api-key", "k", "health"],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "HTTPS" in result.stderr
