@@ -56,8 +56,16 @@ openapi: install ## Regenerate docs/openapi.json from the API code
 	@echo "==> [openapi] docs/openapi.json written"
 .PHONY: openapi
 
+bench: install ## Run every benchmark; writes docs/benchmarks.md and docs/benchmarks.png (see bench/)
+	@$(BIN)/python -m bench.run_all
+
+bench-smoke: install ## Each benchmark at a tiny size: proves they still run (measures nothing)
+	@echo "==> [bench-smoke] every benchmark, tiny sizes"
+	@$(BIN)/python -m bench.run_all --smoke
+.PHONY: bench bench-smoke
+
 # Gate targets owned by other areas are defined in mk/*.mk and appended to TEST_STEPS there.
-TEST_STEPS := lint typecheck pytest-all
+TEST_STEPS := lint typecheck pytest-all bench-smoke
 -include mk/*.mk
 
 test: install ## Every test and gate (what CI runs)
@@ -66,6 +74,7 @@ test: install ## Every test and gate (what CI runs)
 	  echo "==> [make test] $$step"; \
 	  $(MAKE) --no-print-directory $$step; \
 	done; \
+	mkdir -p build; echo $$(( $$(date +%s) - start )) > build/make-test.seconds; \
 	echo "==> [make test] all steps passed in $$(( $$(date +%s) - start ))s: $(TEST_STEPS)"
 
 clean: ## Remove build artefacts (keeps .venv)

@@ -13,10 +13,10 @@ import time
 from typing import Any
 
 import psycopg2
-from tests.helpers import FakeContext, api_event
 
 from bench.common import Result, production_like_postgres, progress, quiet_stdout, summary_ms, timed
 from rampart.db.store import LIST_EVENTS
+from tests.helpers import FakeContext, api_event
 
 CURSOR_KEY = "benchmark-cursor-key-0123456789abcdef0123"
 OFFSET_SQL = """

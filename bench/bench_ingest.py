@@ -14,11 +14,11 @@ import time
 from typing import Any
 
 import psycopg2
-from tests.conftest import make_event
-from tests.helpers import FakeContext, sqs_record
 
 from bench.common import Result, production_like_postgres, progress, quiet_stdout
 from rampart.events import parse_event
+from tests.conftest import make_event
+from tests.helpers import FakeContext, sqs_record
 
 PER_RECORD_SQL = (
     "INSERT INTO rampart.events (event_id, source, type, occurred_at, payload) VALUES (%s, %s, %s, %s, %s)"
