@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from rampart.local.context import Handler, LambdaContext, load_handler
@@ -83,7 +83,7 @@ class MappingStats:
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
-            return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+            return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
 
 
 def _message_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
