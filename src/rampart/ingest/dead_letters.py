@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rampart.dlq import MESSAGE_ID_ATTRIBUTE, REASON_ATTRIBUTE
 from rampart.ingest.batch import Rejected
 
-REASON_ATTRIBUTE = "rampart_failure_reason"
-MESSAGE_ID_ATTRIBUTE = "rampart_original_message_id"
 _MAX_REASON = 1000
 
 
