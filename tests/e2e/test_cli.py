@@ -12,13 +12,16 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from rampart.client import RampartClient
+from rampart.local.stack import Stack
 from rampart.local.state import pid_alive
+from tests.e2e.helpers import event
 
 pytestmark = pytest.mark.e2e
 
@@ -43,6 +46,10 @@ def _env(scratch: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAMPART_")}
     env |= {"TMPDIR": str(tmp), "RAMPART_STATE_FILE": str(scratch / "state" / "state.json")}
     return env
+
+
+def _run(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*RAMPART, *argv], check=False, env=env, capture_output=True, text=True, timeout=60)
 
 
 def _processes_mentioning(text: str) -> list[str]:
@@ -92,9 +99,28 @@ def test_up_serves_until_sigterm_then_leaves_nothing_running(scratch: Path) -> N
         assert state["api_url"] == printed["API_URL"]
         pids = [*state["children"].values(), state["postgres_pid"]]
         assert len(pids) >= 4 and all(pid_alive(p) for p in pids)
-        status = subprocess.run([*RAMPART, "status"], check=False, env=env, capture_output=True, text=True, timeout=60)
+        # publish --file: a bad line is reported with its number, the others still go.
+        source = f"e2e-cli-{uuid.uuid4().hex[:8]}"
+        good = [json.dumps(event(source, i=i)) for i in range(3)]
+        events_file = scratch / "events.jsonl"
+        events_file.write_text(f"{good[0]}\n{{not json\n{good[1]}\n\n{good[2]}\n")
+        published = _run(env, "publish", "--file", str(events_file))
+        assert published.returncode == 1
+        assert f"{events_file}:2: not valid JSON" in published.stderr
+        assert "published 3, failed 0, skipped 1" in published.stderr
+        deadline = time.monotonic() + 10
+        while True:
+            listed = _run(env, "query", "events", "--source", source, "--all")
+            if len(listed.stdout.splitlines()) == 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert listed.returncode == 0, listed.stderr
+        assert sorted(json.loads(line)["payload"]["i"] for line in listed.stdout.splitlines()) == [0, 1, 2]
+        status = _run(env, "status", "--json")
         assert status.returncode == 0, status.stderr
-        assert "events stored" in status.stdout
+        figures = json.loads(status.stdout)
+        assert figures["events_stored"] == 3 and figures["dlq_depth"] == 0 and figures["lag_p50_s"] is not None
+        assert all(figures["processes_alive"].values())
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
@@ -140,3 +166,16 @@ def test_user_mistakes_get_one_line_and_no_trace(scratch: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 2 and "HTTPS" in result.stderr
+
+
+def test_migrate_brings_a_database_up_to_date_idempotently(stack: Stack) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAMPART_")}
+    env |= stack.db_env("rampart_admin")
+    first = _run(env, "migrate")
+    assert first.returncode == 0, first.stderr
+    assert "connecting to localhost" in first.stderr and "0 migration(s) applied now" in first.stderr
+    env["RAMPART_DB_PASSWORD"] = "wrong"
+    refused = _run(env, "migrate")
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines()[-1].startswith("rampart: error: cannot connect to localhost")
+    assert "wrong" not in refused.stderr and "Traceback" not in refused.stderr
