@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import json
+import socket
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from rampart.local.gateway import (
     UsagePlan,
     UsagePlanLimiter,
     routes_from_openapi,
+    start_in_thread,
 )
 
 
@@ -237,3 +240,58 @@ def test_key_values_and_plans_survive_the_trip_through_the_environment() -> None
     assert key.value not in repr(key)
     with pytest.raises(ValueError, match="rate"):
         UsagePlan(rate=0)
+
+
+def _raw(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(data)
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+    return out
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "message"),
+    [
+        (b"GARBAGE\r\n\r\n", 400, "Bad Request"),
+        (b"GET /v1/health HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", 413, "Request Too Long"),
+        (b"GET /v1/health HTTP/1.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n", 431, "Request Header Fields Too Large"),
+        (b"GET /v1/health HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 411, "Length Required"),
+        (b"BREW /v1/<script> HTTP/1.1\r\n\r\n", 501, "Not Implemented"),
+    ],
+)
+def test_malformed_http_gets_a_json_answer_that_echoes_nothing(request_bytes: bytes, status: int, message: str) -> None:
+    handler = Recorder()
+    gw = gateway(handler)
+    server, thread = start_in_thread(gw)
+    try:
+        raw = _raw(server.port, request_bytes)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+        gw.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} ".encode())
+    assert json.loads(body) == {"message": message}
+    assert b"GARBAGE" not in raw and b"script" not in raw and b"BREW" not in raw
+    assert handler.events == []
+
+
+def test_keep_alive_connections_serve_many_requests() -> None:
+    gw = gateway(Recorder())
+    server, thread = start_in_thread(gw)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        for _ in range(3):
+            conn.request("GET", "/v1/health", headers={"x-api-key": KEY.value})
+            response = conn.getresponse()
+            assert response.status == 200
+            response.read()
+        conn.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+        gw.close()

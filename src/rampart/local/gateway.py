@@ -526,13 +526,18 @@ class _RequestHandler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Errors found while parsing the request itself: JSON like everything else, and close."""
-        text = message or self.responses.get(code, ("Error",))[0]
+        """Errors found while parsing the request itself: JSON like everything else, then close.
+
+        The text is the status's standard phrase: nothing from the request is echoed back.
+        """
+        text = self.responses.get(code, ("Error",))[0]
         response = GatewayResponse(
             code, [*GATEWAY_HEADERS.items()], json.dumps({"message": text}).encode(), str(uuid.uuid4())
         )
-        if not hasattr(self, "command") or self.command is None:
+        if getattr(self, "command", None) is None:
             self.command = "GET"
+        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
+            self.request_version = "HTTP/1.1"  # always answer with a status line and headers
         self._write(response, close=True)
 
     def log_message(self, format: str, *args: Any) -> None:
