@@ -8,6 +8,7 @@ and a non-zero exit, never a stack trace (``RAMPART_DEBUG=1`` shows traces of un
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -195,6 +196,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         running = read_state(state_path)
     except StateError:
         running = None
+        _clean_up_after_a_killed_up(state_path)
     if running is not None:
         raise CliError(f"`rampart up` is already running (pid {running.pid}, {running.api_url}); stop it first")
     stop = threading.Event()
@@ -241,6 +243,42 @@ def cmd_up(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         _say("==> [up] stopped")
+
+
+def _clean_up_after_a_killed_up(state_path: Path) -> None:
+    """A previous `up` that was killed (SIGKILL) left its state file: stop its PostgreSQL, remove its temp dirs.
+
+    Its other processes exit by themselves when their supervisor disappears. Only a process whose command
+    line names one of that run's own folders is signalled.
+    """
+    import shutil  # noqa: PLC0415
+
+    from rampart.local.state import pid_alive  # noqa: PLC0415
+
+    try:
+        stale = json.loads(state_path.read_text(encoding="utf-8"))
+        temp_dirs = [str(d) for d in stale.get("temp_dirs", [])]
+        pg_pid = stale.get("postgres_pid")
+        owner = int(stale["pid"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return
+    if pid_alive(owner):
+        return
+    if isinstance(pg_pid, int) and pid_alive(pg_pid):
+        try:
+            cmdline = Path(f"/proc/{pg_pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            cmdline = ""
+        if "postgres" in cmdline and any(d in cmdline for d in temp_dirs):
+            os.kill(pg_pid, signal.SIGINT)  # PostgreSQL's fast shutdown
+            deadline = time.monotonic() + 15
+            while pid_alive(pg_pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+    for folder in temp_dirs:
+        shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        state_path.unlink()
+    _say("==> [up] cleaned up after a previous `rampart up` that did not stop cleanly")
 
 
 # -- publish -----------------------------------------------------------------------------------------------------------

@@ -406,7 +406,8 @@ class Stack:
 
     @property
     def temp_dirs(self) -> list[Path]:
-        return list(self._temp_dirs)
+        """The temporary folders of this run (removed by :meth:`stop`), PostgreSQL's included."""
+        return [*self._temp_dirs, *self._pg_temp]
 
     def client(self, service: str) -> Any:
         return aws.client(service, self.endpoint, self.config.region)
