@@ -208,7 +208,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     stack = Stack(_stack_config(args, lambda m: _say(f"==> [up] {m}")))
     try:
         stack.start()
-        assert stack.resources is not None
+        if stack.resources is None:
+            raise RuntimeError("internal error: stack.resources is not set")
         write_state(
             state_path,
             StackState(
@@ -491,7 +492,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, interrupt)}
     try:
         stack.start()
-        assert stack.resources is not None
+        if stack.resources is None:
+            raise RuntimeError("internal error: stack.resources is not set")
         _say(f"    API_URL={stack.api_url}  (started in {stack.started_in_s:.1f} s)")
 
         poison = '{"event_id": "not-a-uuid", "source": "demo", "type": "poison", "occurred_at": 42}'

@@ -75,7 +75,8 @@ class Database:
             if s.password:
                 return s.password
             if self._secret is None:
-                assert s.password_secret_arn is not None
+                if s.password_secret_arn is None:  # excluded by DatabaseSettings' validation
+                    raise RuntimeError("no password source configured")
                 value = self._client("secretsmanager").get_secret_value(SecretId=s.password_secret_arn)
                 text = value["SecretString"]
                 try:

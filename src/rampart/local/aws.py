@@ -64,7 +64,7 @@ def client(service: str, endpoint: str, region: str) -> Any:
 
     session = boto3.session.Session(
         aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - the emulator's dummy credentials
+        aws_secret_access_key="testing",  # noqa: S106 - the emulator's dummy credentials  # nosec B106
         aws_session_token="testing",  # noqa: S106
         region_name=region,
     )
@@ -136,7 +136,8 @@ def provision(endpoint: str, region: str = DEFAULT_REGION, config: PubSubConfig 
     key_arn = str(key["Arn"])
 
     created_topic = sns.create_topic(Name=topic_name, Attributes={"KmsMasterKeyId": key_arn})["TopicArn"]
-    assert created_topic == topic_arn, created_topic
+    if created_topic != topic_arn:
+        raise RuntimeError(created_topic)
     topic_policy = {
         "Version": "2012-10-17",
         "Statement": [

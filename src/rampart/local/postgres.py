@@ -16,7 +16,7 @@ import pwd
 import secrets
 import shutil
 import socket
-import subprocess
+import subprocess  # runs fixed local binaries only, never a shell  # nosec B404
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -44,7 +44,7 @@ def _candidate_bindirs() -> list[Path]:
         dirs.append(Path(initdb).resolve().parent)
     if pg_config := shutil.which("pg_config"):
         with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            out = subprocess.run(  # noqa: S603 - fixed argv, no shell  # nosec B603
                 [pg_config, "--bindir"], capture_output=True, text=True, check=True, timeout=10
             )
             dirs.append(Path(out.stdout.strip()))
@@ -184,7 +184,8 @@ class EmbeddedPostgres:
 
     @property
     def pgdata(self) -> Path:
-        assert self._root is not None
+        if self._root is None:
+            raise RuntimeError("internal error: self._root is not set")
         return self._root / "pgdata"
 
     def _server_user(self) -> str | None:
@@ -199,7 +200,7 @@ class EmbeddedPostgres:
     def _run(self, argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
         if self._run_as:
             argv = ["runuser", "-u", self._run_as, "--", *argv]
-        return subprocess.run(  # noqa: S603 - argv built from fixed binaries and our own paths
+        return subprocess.run(  # noqa: S603 - argv built from fixed binaries and our own paths  # nosec B603
             argv, capture_output=True, text=True, check=False, timeout=timeout
         )
 
@@ -209,7 +210,8 @@ class EmbeddedPostgres:
             os.chown(path, pw.pw_uid, pw.pw_gid)
 
     def _init_and_start(self) -> None:
-        assert self._root is not None and self._bindir is not None
+        if self._root is None or self._bindir is None:
+            raise RuntimeError("internal error: the server was not prepared")
         root = self._root
         root.chmod(0o755)
         self._chown(root)
@@ -270,7 +272,7 @@ class EmbeddedPostgres:
             "ssl_cert_file": f"'{cert}'",
             "ssl_key_file": f"'{key}'",
             "ssl_min_protocol_version": "'TLSv1.2'",
-            "password_encryption": "'scram-sha-256'",
+            "password_encryption": "'scram-sha-256'",  # an algorithm name, not a password  # nosec B105
             "fsync": "on" if self.fsync else "off",
             "synchronous_commit": "on" if self.fsync else "off",
             "full_page_writes": "on" if self.fsync else "off",
@@ -328,12 +330,14 @@ class EmbeddedPostgres:
 
     def pause(self) -> None:
         """Stop the server but keep its data (fault injection: the database goes away)."""
-        assert self._bindir is not None
+        if self._bindir is None:
+            raise RuntimeError("internal error: self._bindir is not set")
         self._run([str(self._bindir / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"])
 
     def resume(self) -> None:
         """Start the server again on the same port and data."""
-        assert self._bindir is not None and self._root is not None
+        if self._bindir is None or self._root is None:
+            raise RuntimeError("internal error: the server was not prepared")
         logfile = self._root / "postgres.log"
         res = self._run(
             [

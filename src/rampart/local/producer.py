@@ -61,7 +61,7 @@ def sample_event(rng: random.Random, occurred_at: dt.datetime | None = None) -> 
 
 def sample_events(count: int, seed: int | None = None, backdate: dt.timedelta | None = None) -> list[str]:
     """``count`` events as JSON lines; with ``backdate``, spread evenly over that much of the past."""
-    rng = random.Random(seed)  # noqa: S311 - sample data, not security
+    rng = random.Random(seed)  # noqa: S311 - sample data, not security  # nosec B311
     now = dt.datetime.now(dt.UTC)
     out = []
     for i in range(count):

@@ -19,7 +19,7 @@ import select
 import shutil
 import signal
 import socket
-import subprocess
+import subprocess  # runs fixed local binaries only, never a shell  # nosec B404
 import sys
 import tempfile
 import threading
@@ -195,7 +195,8 @@ class Stack:
 
     @property
     def logs_dir(self) -> Path:
-        assert self._root is not None
+        if self._root is None:
+            raise RuntimeError("internal error: self._root is not set")
         return self._root / "logs"
 
     def _child(self, name: str, args: list[str], env: dict[str, str]) -> _Child:
@@ -204,7 +205,8 @@ class Stack:
         return child
 
     def _function_env(self, function_name: str, service: str, db_user: str) -> dict[str, str]:
-        assert self.postgres is not None
+        if self.postgres is None:
+            raise RuntimeError("internal error: self.postgres is not set")
         return (
             _base_env()
             | self.postgres.env(db_user)
@@ -222,7 +224,8 @@ class Stack:
     def _ingest_child(self, index: int) -> _Child:
         """One ingest execution environment: its own process, module globals and database connection."""
         cfg, res = self.config, self.resources
-        assert res is not None
+        if res is None:
+            raise RuntimeError("internal error: res is not set")
         function_name = f"{cfg.name}-ingest"
         env = self._function_env(function_name, "rampart-ingest", "rampart_ingest")
         env |= {"RAMPART_DLQ_URL": res.dlq_url} | cfg.ingest_env
@@ -262,7 +265,7 @@ class Stack:
         read_fd, write_fd = os.pipe()
         log: TextIO = child.log_path.open("a", encoding="utf-8")
         try:
-            child.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
+            child.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell  # nosec B603
                 [*child.argv, "--ready-fd", str(write_fd)],
                 env=child.env,
                 stdin=subprocess.DEVNULL,
@@ -297,7 +300,8 @@ class Stack:
         finally:
             os.close(read_fd)
         child.info = dict(json.loads(buf.decode().splitlines()[0]))
-        assert child.proc is not None
+        if child.proc is None:
+            raise RuntimeError("internal error: child.proc is not set")
         child.info.setdefault("pid", child.proc.pid)
         return child.info
 
@@ -417,9 +421,11 @@ class Stack:
     ) -> Any:
         from rampart.local.producer import publish  # noqa: PLC0415
 
-        assert self.resources is not None
+        if self.resources is None:
+            raise RuntimeError("internal error: self.resources is not set")
         return publish(self.client("sns"), self.resources.topic_arn, list(bodies), rate, on_progress)
 
     def db_env(self, user: str = "rampart_api") -> dict[str, str]:
-        assert self.postgres is not None
+        if self.postgres is None:
+            raise RuntimeError("internal error: self.postgres is not set")
         return self.postgres.env(user)

@@ -63,8 +63,8 @@ def aws_client_env(endpoint: str, region: str) -> dict[str, str]:
         "AWS_DEFAULT_REGION": region,
         # Dummy credentials: moto accepts any; real ones must never reach the emulator.
         "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",  # dummy credentials for the loopback emulator  # nosec B105
+        "AWS_SESSION_TOKEN": "testing",  # dummy credentials for the loopback emulator  # nosec B105
         "AWS_EC2_METADATA_DISABLED": "true",
     }
 
