@@ -14,7 +14,7 @@ variable "region" {
 
   validation {
     condition     = can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.region))
-    error_message = "region must be an AWS region code such as eu-central-1."
+    error_message = "region must be an AWS region code (geo-area-number)."
   }
 }
 
