@@ -34,12 +34,11 @@ iac-validate: iac-tfrc ## terraform fmt -check, then init (offline mirror) + val
 	done; \
 	echo "==> [iac-validate] passed in $$(( $$(date +%s) - start ))s"
 
-iac-scan: checkov-install ## checkov over iac/ (offline); zero failed checks
-	@extra=""; \
-	if [ -d policies ] && find policies -name '*.py' -o -name '*.yaml' -o -name '*.yml' | grep -v '__init__' | grep -q .; then \
-	  extra="--external-checks-dir policies"; \
-	  echo "==> [iac-scan] with the project's custom checks from policies/"; \
-	fi; \
+# The project's own checks (policies/checkov, or policies/ itself) join the scan when present.
+IAC_POLICY_DIR = $(firstword $(foreach d,policies/checkov policies,$(if $(wildcard $(d)/*.py $(d)/*.yaml $(d)/*.yml),$(d))))
+
+iac-scan: checkov-install ## checkov over iac/ (offline, built-in + project checks); zero failed checks
+	@extra="$(if $(IAC_POLICY_DIR),--external-checks-dir $(IAC_POLICY_DIR))"; \
 	echo "==> [iac-scan] $(CHECKOV) -d $(IAC_DIR) --skip-download --quiet --compact --framework terraform $$extra"; \
 	start=$$(date +%s); \
 	$(CHECKOV) -d $(IAC_DIR) --skip-download --quiet --compact --framework terraform $$extra; \
