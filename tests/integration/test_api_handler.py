@@ -116,10 +116,14 @@ def test_unknown_route_is_404(api: Any) -> None:
         {"limit": "ten"},
         {"limit": "1e3"},
         {"limit": "99999999999999999999999"},
+        {"limit": " 5"},
+        {"limit": "+5"},
+        {"limit": "\uff15"},
         {"source": "Not-Valid"},
         {"type": "a" * 64},
         {"since": "yesterday"},
         {"since": "2026-01-01T00:00:00"},  # no timezone
+        {"until": "0793-11-11T14:05:58+17:39"},  # an offset PostgreSQL cannot represent (found by schemathesis)
         {"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
         {"cursor": "garbage"},
         {"cursor": "x" * 600},
@@ -142,6 +146,16 @@ def test_repeated_parameter_is_400(api: Any) -> None:
 def test_nul_and_surrogates_in_parameters_are_400(api: Any) -> None:
     assert_error(*call(api, "/v1/events", {"source": "a\x00b"})[:2], 400)
     assert_error(*call(api, "/v1/events", {"source": "a\ud800"})[:2], 400)
+    assert_error(*call(api, "/v1/events", {"sour\udcffce": "a"})[:2], 400)
+    assert_error(*call(api, "/v1/events/\udcff")[:2], 400)
+
+
+def test_a_request_body_is_400(api: Any) -> None:
+    event = api_event("/v1/events")
+    event["body"] = "{" * 10_000
+    resp = api.lambda_handler(event, FakeContext())
+    assert resp["statusCode"] == 400
+    assert json.loads(resp["body"])["error"]["code"] == "unexpected_body"
 
 
 def test_cursor_replayed_under_other_filters_is_400(api: Any, admin: Any) -> None:

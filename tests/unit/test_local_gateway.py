@@ -258,7 +258,7 @@ def _raw(port: int, data: bytes) -> bytes:
         (b"GET /v1/health HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", 413, "Request Too Long"),
         (b"GET /v1/health HTTP/1.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n", 431, "Request Header Fields Too Large"),
         (b"GET /v1/health HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 411, "Length Required"),
-        (b"BREW /v1/<script> HTTP/1.1\r\n\r\n", 501, "Not Implemented"),
+        (b"BREW /v1/<script> HTTP/1.1\r\n\r\n", 403, "Missing Authentication Token"),
     ],
 )
 def test_malformed_http_gets_a_json_answer_that_echoes_nothing(request_bytes: bytes, status: int, message: str) -> None:

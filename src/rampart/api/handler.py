@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
+import psycopg2
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -141,6 +142,14 @@ def _api_error(exc: ApiError) -> Response[str]:
     return _error(exc.status, exc.code, exc.message)
 
 
+@app.exception_handler(psycopg2.DataError)  # type: ignore[untyped-decorator]
+def _rejected_value(exc: psycopg2.DataError) -> Response[str]:
+    # This API only reads, with values taken from the request: a value PostgreSQL cannot represent (a date
+    # outside its range, say) is the client's mistake. The driver's text never reaches the client.
+    logger.info("database rejected a request value", extra={"sqlstate": exc.pgcode})
+    return _error(400, "invalid_parameter", "a parameter value is out of the supported range")
+
+
 @app.exception_handler(DatabaseUnavailableError)  # type: ignore[untyped-decorator]
 def _unavailable(exc: DatabaseUnavailableError) -> Response[str]:
     logger.warning("database unavailable", extra={"cause": type(exc.__cause__).__name__})
@@ -187,8 +196,24 @@ def _json(body: str) -> Response[str]:
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)
 
 
+def _require_plain_digits(name: str) -> None:
+    """Integers are written in ASCII digits: ' 5', '+5' or full-width digits are client mistakes, not numbers
+    to guess at (pydantic's lax parsing would accept them)."""
+    raw = (app.current_event.query_string_parameters or {}).get(name)
+    if raw is not None and not (raw.isascii() and raw.isdigit()):
+        raise ApiError(400, "invalid_parameter", f"{name}: must be written in ASCII digits")
+
+
 IdentifierQuery = Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN, max_length=63)]
 TimeQuery = Annotated[AwareDatetime | None, Query(description="ISO-8601 with a timezone")]
+MAX_UTC_OFFSET = dt.timedelta(hours=14)  # the widest offset in use; PostgreSQL refuses beyond 15:59
+
+
+def _check_times(**values: dt.datetime | None) -> None:
+    for name, value in values.items():
+        offset = value.utcoffset() if value else None
+        if offset is not None and abs(offset) > MAX_UTC_OFFSET:
+            raise ApiError(400, "invalid_parameter", f"{name}: the UTC offset must be within ±14:00")
 
 
 @app.get("/v1/events", responses=_responses(EventPage, 400, 503), summary="List events (keyset pagination)")
@@ -202,6 +227,8 @@ def list_events(
 ) -> Response[str]:
     # The body is assembled from the JSON text PostgreSQL built for each row (EventOut's shape, documented in
     # the OpenAPI document through `responses`): no per-item Python objects on the hot path.
+    _require_plain_digits("limit")
+    _check_times(since=since, until=until)
     if since and until and since >= until:
         raise ApiError(400, "invalid_window", "since must be earlier than until")
     digest = filters_digest(source, type, since.isoformat() if since else None, until.isoformat() if until else None)
@@ -235,6 +262,7 @@ def stats(
     since: TimeQuery = None,
     until: TimeQuery = None,
 ) -> Stats:
+    _check_times(since=since, until=until)
     end = until or dt.datetime.now(dt.UTC)
     start = since or end - DEFAULT_WINDOW[bucket]
     if start >= end:
@@ -266,27 +294,31 @@ def _with_security_headers(response: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
-def _bad_encoding(event: dict[str, Any]) -> bool:
-    """Query strings that are not valid text cannot be validated: a 400, not a crash further in."""
-    values = list((event.get("queryStringParameters") or {}).values())
-    values += list((event.get("pathParameters") or {}).values())
-    for value in values:
-        if isinstance(value, str) and ("\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value)):
-            return True
-    return False
+def _is_bad_text(value: object) -> bool:
+    return isinstance(value, str) and ("\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value))
+
+
+def _precheck(event: dict[str, Any]) -> tuple[str, str] | None:
+    """What must be refused before routing: text that is not valid UTF-8 (it cannot be validated, and must not
+    crash anything further in), and a request body (every route is a GET that takes none)."""
+    texts: list[object] = [event.get("path")]
+    for field in ("queryStringParameters", "pathParameters"):
+        for key, value in (event.get(field) or {}).items():
+            texts += [key, value]
+    for key, values in (event.get("multiValueQueryStringParameters") or {}).items():
+        texts += [key, *(values or [])]
+    if any(_is_bad_text(t) for t in texts):
+        return "invalid_parameter", "parameters must be valid UTF-8 text"
+    if event.get("body"):
+        return "unexpected_body", "this API takes no request body"
+    return None
 
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if _bad_encoding(event):
+    if problem := _precheck(event):
         request_id = (event.get("requestContext") or {}).get("requestId")
-        body = {
-            "error": {
-                "code": "invalid_parameter",
-                "message": "parameters must be valid UTF-8 text",
-                "request_id": request_id,
-            }
-        }
+        body = {"error": {"code": problem[0], "message": problem[1], "request_id": request_id}}
         response = {
             "statusCode": 400,
             "headers": {"Content-Type": "application/json"},

@@ -523,7 +523,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(response.body)
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = do_CONNECT = _dispatch
+    def _any_other_method(self) -> None:
+        self.close_connection = True
+        self._dispatch()
+
+    def __getattr__(self, name: str) -> Any:
+        # Any other method token (QUERY, BREW, ...) reaches the gateway too, which answers as API Gateway does
+        # for a method the resource does not define (403), instead of http.server's 501 (a 5xx).
+        if name.startswith("do_"):
+            return self._any_other_method
+        raise AttributeError(name)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Errors found while parsing the request itself: JSON like everything else, then close.
