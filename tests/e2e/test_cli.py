@@ -122,6 +122,29 @@ def test_up_serves_until_sigterm_then_leaves_nothing_running(scratch: Path) -> N
         assert figures["events_stored"] == 3 and figures["dlq_depth"] == 0 and figures["lag_p50_s"] is not None
         assert all(figures["processes_alive"].values())
 
+        # rampart dlq: a raw (unvalidated) poison line is dead-lettered with its reason; list consumes nothing;
+        # redrive moves it back to the queue (where the handler rejects it again, with the same reason).
+        poison_file = scratch / "poison.jsonl"
+        poison_file.write_text('{"event_id": "nope"}\n')
+        assert _run(env, "publish", "--raw", "--file", str(poison_file)).returncode == 0
+        deadline = time.monotonic() + 15
+        while True:
+            dead = _run(env, "dlq", "list", "--json")
+            if dead.stdout.strip() or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert dead.returncode == 0, dead.stderr
+        [letter] = [json.loads(line) for line in dead.stdout.splitlines()]
+        assert letter["body"] == '{"event_id": "nope"}' and "schema violation" in letter["reason"]
+        again = [json.loads(x) for x in _run(env, "dlq", "list", "--json").stdout.splitlines()]
+        assert [{**x, "receive_count": 0} for x in again] == [{**letter, "receive_count": 0}]
+        shown = _run(env, "dlq", "show", letter["message_id"])
+        assert shown.returncode == 0 and "schema violation" in shown.stdout
+        assert _run(env, "dlq", "show", "no-such-id").returncode == 1
+        redriven = _run(env, "dlq", "redrive", "--all")
+        assert redriven.returncode == 0 and "moved 1 message(s)" in redriven.stderr
+        assert _run(env, "dlq", "redrive").returncode == 2  # neither ids nor --all: a usage error
+
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     finally:
