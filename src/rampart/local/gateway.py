@@ -524,6 +524,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(response.body)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = do_CONNECT = _dispatch
+
     def _any_other_method(self) -> None:
         self.close_connection = True
         self._dispatch()
