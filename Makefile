@@ -75,7 +75,8 @@ test: install ## Every test and gate (what CI runs)
 	  $(MAKE) --no-print-directory $$step; \
 	done; \
 	mkdir -p build; echo $$(( $$(date +%s) - start )) > build/make-test.seconds; \
-	echo "==> [make test] all steps passed in $$(( $$(date +%s) - start ))s: $(TEST_STEPS)"
+	echo "==> [make test] all steps passed in $$(( $$(date +%s) - start ))s: $(TEST_STEPS)"; \
+	cat build/test-summary.txt
 
 clean: ## Remove build artefacts (keeps .venv)
 	rm -rf build dist .pytest.out .coverage .coverage.json .mypy_cache .ruff_cache

@@ -17,11 +17,15 @@ def main(pytest_out: str, coverage_json: str) -> int:
             counts[word] = int(num)
     cov = json.loads(Path(coverage_json).read_text(encoding="utf-8"))["totals"]
     total = counts["passed"] + counts["failed"] + counts["skipped"]
-    print(
+    line = (
         f"==> [summary] tests: {total} ({counts['passed']} passed, {counts['failed']} failed, "
         f"{counts['skipped']} skipped); line coverage of src/rampart: {cov['percent_covered_display']}% "
         f"({cov['covered_lines']}/{cov['num_statements']} lines)"
     )
+    print(line)
+    out = Path("build") / "test-summary.txt"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(line + "\n", encoding="utf-8")
     return 0
 
 
