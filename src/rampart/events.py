@@ -169,6 +169,10 @@ def _depth_of(text: str) -> int:
     return deepest
 
 
+# One decoder for every record: json.loads(..., parse_float=...) would build a new decoder per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+
+
 def parse_event(body: str) -> Event:
     """Parse and validate one event from its JSON text, or raise :class:`InvalidEventError`."""
     raw_surrogates = False
@@ -182,7 +186,7 @@ def parse_event(body: str) -> Event:
     if _depth_of(body) > MAX_PAYLOAD_DEPTH + 1:
         raise InvalidEventError(f"payload is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
     try:
-        data = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+        data = _DECODER.decode(body)
     except ValueError as exc:
         raise InvalidEventError(f"not valid JSON: {exc}") from None
     checks = {
