@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> Result:
         for attempt in (1, 2):
             # pre-commit fails a hook when any file of the tree changes while it runs (someone editing): retry once.
             start = time.perf_counter()
-            done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "SKIP": ""})
+            done = subprocess.run(
+                argv, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "SKIP": ""}, check=False
+            )
             seconds = time.perf_counter() - start
             if done.returncode == 0:
                 break

@@ -13,7 +13,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -52,7 +51,6 @@ class Event(BaseModel):
     type: Identifier
     occurred_at: AwareDatetime
     payload: dict[str, Any]
-    _text: str | None = PrivateAttr(default=None)
 
     @field_validator("event_id", "occurred_at", mode="before")
     @classmethod
@@ -89,9 +87,7 @@ class Event(BaseModel):
         return _compact(self.payload)
 
     def json_text(self) -> str:
-        """The event as JSON text for the database: the validated original text when there is one."""
-        if self._text is not None:
-            return self._text
+        """The event as compact JSON text (the ingest path sends the validated original text instead)."""
         return json.dumps(
             {
                 "event_id": str(self.event_id),
@@ -194,8 +190,6 @@ def parse_event(body: str) -> Event:
         "size": size >= _SIZE_CHECK_FROM,
     }
     event = validate_event(data, checks)
-    # The database receives exactly the text that was validated (see EventStore.insert_events).
-    event._text = body
     return event
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import psycopg2
 
 from rampart.db.connection import DatabaseUnavailableError
-from rampart.events import Event
+from rampart.events import Event, parse_event
 from rampart.ingest.batch import Rejected, process_batch, record_body
 from tests.conftest import make_event
 from tests.helpers import sns_envelope, sqs_record
@@ -20,8 +20,10 @@ class MemorySink:
         self.reject_source = reject_source
         self.calls = 0
 
-    def insert_events(self, events: Sequence[Event]) -> int:
+    def insert_events(self, texts: Sequence[str]) -> int:
         self.calls += 1
+        self.texts = list(texts)
+        events = [parse_event(t) for t in texts]
         if self.fail:
             raise self.fail
         if self.reject_source and any(e.source == self.reject_source for e in events):
@@ -55,6 +57,8 @@ def test_valid_batch_is_stored_in_one_statement() -> None:
     records = [sqs_record(json.dumps(make_event())) for _ in range(10)]
     result = process_batch(records, sink, dlq)
     assert (result.stored, result.duplicates, result.retry, sink.calls) == (10, 0, [], 1)
+    # The database receives exactly the texts that were validated.
+    assert sink.texts == [r["body"] for r in records]
 
 
 def test_redelivery_counts_duplicates() -> None:

@@ -11,7 +11,6 @@ from typing import Any, Literal
 import psycopg2.extras
 
 from rampart.db.connection import Database
-from rampart.events import Event
 
 psycopg2.extras.register_uuid()  # type: ignore[no-untyped-call]
 
@@ -86,12 +85,13 @@ class EventStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def insert_events(self, events: Sequence[Event]) -> int:
-        """Insert in one statement; return how many rows were new (the rest were already stored)."""
-        if not events:
+    def insert_events(self, texts: Sequence[str]) -> int:
+        """Insert events, given as their validated JSON texts (see rampart.events.parse_event), in one statement;
+        return how many rows were new (the rest were already stored)."""
+        if not texts:
             return 0
-        # Each event's validated JSON text, joined into one array: no per-value adaptation on the client.
-        params = ("[" + ",".join(e.json_text() for e in events) + "]",)
+        # The texts joined into one JSON array: no per-value adaptation on the client.
+        params = ("[" + ",".join(texts) + "]",)
 
         def work(cur: Any) -> int:
             cur.execute(INSERT_EVENTS, params)

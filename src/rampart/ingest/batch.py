@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import psycopg2
 
 from rampart.db.connection import DatabaseUnavailableError
-from rampart.events import Event, InvalidEventError, parse_event
+from rampart.events import InvalidEventError, parse_event
 
 # Only these say "this record's data can never be stored" (SQLSTATE classes 22 and 23). Anything else the
 # database raises (privileges, a missing table, an unavailable server) is about the system, not the record:
@@ -27,8 +27,8 @@ _RECORD_ERRORS = (psycopg2.DataError, psycopg2.IntegrityError)
 
 
 class EventSink(Protocol):
-    def insert_events(self, events: Sequence[Event]) -> int:
-        """Store the events idempotently; return how many were new."""
+    def insert_events(self, texts: Sequence[str]) -> int:
+        """Store events, given as their validated JSON texts, idempotently; return how many were new."""
         ...
 
 
@@ -83,14 +83,13 @@ def process_batch(
 ) -> BatchResult:
     result = BatchResult()
     warn = log or (lambda *_a, **_k: None)
-    valid: list[tuple[str, Event]] = []
-    bodies: dict[str, str] = {}
+    valid: list[tuple[str, str]] = []  # (message id, validated event text)
     for record in records:
         message_id = str(record.get("messageId", ""))
         try:
             body = record_body(record)
-            bodies[message_id] = body
-            valid.append((message_id, parse_event(body)))
+            parse_event(body)
+            valid.append((message_id, body))
         except InvalidEventError as exc:
             result.rejected.append(Rejected(message_id, str(record.get("body", "")), exc.reason))
         except (KeyError, TypeError) as exc:
@@ -98,7 +97,7 @@ def process_batch(
 
     if valid:
         try:
-            _store(valid, sink, result, bodies)
+            _store(valid, sink, result)
         except (DatabaseUnavailableError, psycopg2.Error) as exc:
             warn("cannot store the batch: it goes back to the queue", retry=len(valid), error=type(exc).__name__)
             result.stored = result.duplicates = 0
@@ -121,21 +120,21 @@ def process_batch(
     return result
 
 
-def _store(valid: list[tuple[str, Event]], sink: EventSink, result: BatchResult, bodies: dict[str, str]) -> None:
+def _store(valid: list[tuple[str, str]], sink: EventSink, result: BatchResult) -> None:
     try:
-        result.stored = sink.insert_events([event for _, event in valid])
+        result.stored = sink.insert_events([text for _, text in valid])
         result.duplicates = len(valid) - result.stored
         return
     except _RECORD_ERRORS:
         pass
     # PostgreSQL rejected a value in the batch. Find which by storing the records one at a time, so the rest of
     # the batch is not held back by one bad record.
-    for message_id, event in valid:
+    for message_id, text in valid:
         try:
-            new = sink.insert_events([event])
+            new = sink.insert_events([text])
         except _RECORD_ERRORS as one_exc:
             reason = f"rejected by PostgreSQL: {type(one_exc).__name__}"
-            result.rejected.append(Rejected(message_id, bodies.get(message_id, ""), reason))
+            result.rejected.append(Rejected(message_id, text, reason))
             continue
         result.stored += new
         result.duplicates += 1 - new
