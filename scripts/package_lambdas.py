@@ -7,6 +7,12 @@ manylinux aarch64) plus the `rampart` package without what only runs on a develo
 The zips are reproducible: entries sorted, every timestamp 1980-01-01 00:00, fixed permissions, no
 bytecode, so two builds of the same tree give the same sha256 (the hash Terraform deploys by).
 Wheels are downloaded once per lock into build/lambda-wheels/<lock hash>/ and reused offline.
+
+The RDS CA bundle (sslmode=verify-full, RAMPART_DB_SSLROOTCERT=/var/task/rampart/certs/rds-ca.pem) ships as
+rampart/certs/rds-ca.pem, taken from build/rds-ca.pem (written by `make rds-ca`) or else from
+src/rampart/certs/rds-ca.pem. Whatever is shipped must parse as PEM certificates whose subjects all name
+"Amazon RDS". With RAMPART_REQUIRE_RDS_CA=1 (deploy.yml, terraform.yml) a missing bundle fails the build.
+`--check-rds-ca FILE` runs only that check (used by `make rds-ca` on the downloaded file).
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from cryptography import x509  # in the dev lock (requirements/dev.txt), so in .venv
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "requirements" / "lambda.txt"
@@ -45,6 +53,10 @@ EXCLUDED_PACKAGE_PATHS = ("local", "cli.py", "client.py", "tests")
 EXCLUDED_DIR_NAMES = {"__pycache__", "tests", "test"}
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 RDS_CA_BUNDLE = Path("rampart") / "certs" / "rds-ca.pem"
+# Where the bundle is taken from, first found wins: the checked download of `make rds-ca`, then src/.
+RDS_CA_SOURCES = (ROOT / "build" / "rds-ca.pem", ROOT / "src" / RDS_CA_BUNDLE)
+RDS_CA_SUBJECT_MARK = "Amazon RDS"
+PEM_CERT_BEGIN = b"-----BEGIN CERTIFICATE-----"
 
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o100644  # regular file, rw-r--r--
@@ -155,6 +167,44 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def check_rds_ca(path: Path) -> int:
+    """Fail unless `path` is one or more PEM certificates, every one issued to an "Amazon RDS" subject."""
+    data = path.read_bytes()
+    blocks = data.count(PEM_CERT_BEGIN)
+    if blocks == 0:
+        raise SystemExit(f"{path}: no PEM certificate (not an RDS CA bundle)")
+    try:
+        certificates = x509.load_pem_x509_certificates(data)
+    except ValueError as error:
+        raise SystemExit(f"{path}: does not parse as PEM certificates: {error}") from None
+    if len(certificates) != blocks:
+        raise SystemExit(f"{path}: {blocks} PEM blocks but {len(certificates)} certificates parsed")
+    subjects = [c.subject.rfc4514_string() for c in certificates]
+    foreign = [subject for subject in subjects if RDS_CA_SUBJECT_MARK not in subject]
+    if foreign:
+        raise SystemExit(f"{path}: certificates not issued to {RDS_CA_SUBJECT_MARK}: {'; '.join(foreign[:3])}")
+    return len(certificates)
+
+
+def rds_ca_source(sources: tuple[Path, ...] = RDS_CA_SOURCES, *, require: bool | None = None) -> Path | None:
+    """The RDS CA bundle to ship (checked), or None; with `require` (default: RAMPART_REQUIRE_RDS_CA=1) fail."""
+    if require is None:
+        require = os.environ.get("RAMPART_REQUIRE_RDS_CA", "") == "1"
+    for source in sources:
+        if source.is_file():
+            count = check_rds_ca(source)
+            log(f"RDS CA bundle: {source} ({count} Amazon RDS certificates) -> {RDS_CA_BUNDLE.as_posix()}")
+            return source
+    where = " or ".join(str(s) for s in sources)
+    if require:
+        raise SystemExit(
+            f"RAMPART_REQUIRE_RDS_CA=1 but there is no RDS CA bundle ({where}): run `make rds-ca` first; "
+            "without it sslmode=verify-full cannot connect"
+        )
+    log(f"note: no RDS CA bundle ({where}); RAMPART_DB_SSLROOTCERT (verify-full) needs it before deploying to AWS")
+    return None
+
+
 def build(out_dir: Path, cache_root: Path, budget_mib: float) -> dict[str, str]:
     if not (SRC_PACKAGE / "__init__.py").exists():
         raise SystemExit(f"{SRC_PACKAGE} is not a package")
@@ -168,13 +218,9 @@ def build(out_dir: Path, cache_root: Path, budget_mib: float) -> dict[str, str]:
             if name in files:
                 raise SystemExit(f"{name} is both in the lock and in src/rampart")
             files[name] = path
-        if RDS_CA_BUNDLE.as_posix() in files:
-            log(f"RDS CA bundle included: {RDS_CA_BUNDLE.as_posix()}")
-        else:
-            log(
-                f"note: src/{RDS_CA_BUNDLE.as_posix()} does not exist; RAMPART_DB_SSLROOTCERT "
-                "(verify-full) needs it in the package before deploying to AWS"
-            )
+        ca_bundle = rds_ca_source()
+        if ca_bundle is not None:
+            files[RDS_CA_BUNDLE.as_posix()] = ca_bundle
         unzipped = sum(path.stat().st_size for path in files.values())
         digests: dict[str, str] = {}
         over_budget: list[str] = []
@@ -204,7 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "build" / "lambda-wheels")
     parser.add_argument("--budget-mib", type=float, default=15.0, help="maximum zipped size of each package")
     parser.add_argument("--clean-cache", action="store_true", help="drop cached wheels before building")
+    parser.add_argument("--check-rds-ca", type=Path, metavar="FILE", help="only check FILE as an RDS CA bundle")
     args = parser.parse_args(argv)
+    if args.check_rds_ca is not None:
+        count = check_rds_ca(args.check_rds_ca)
+        log(f"{args.check_rds_ca}: {count} PEM certificates, every subject names {RDS_CA_SUBJECT_MARK}")
+        return 0
     if args.clean_cache and args.cache_dir.exists():
         shutil.rmtree(args.cache_dir)
     build(args.out_dir.resolve(), args.cache_dir.resolve(), args.budget_mib)
