@@ -12,7 +12,8 @@
 #   RAMPART_INGEST_FUNCTION    ingest function name
 #   RAMPART_API_FUNCTION       API function name
 #   RAMPART_API_URL            the API stage's invoke URL, e.g. https://abc.execute-api.eu-west-1.amazonaws.com/v1
-#   RAMPART_API_KEY_SECRET_ID  Secrets Manager secret holding an API key (smoke only)
+#   RAMPART_API_KEY_SECRET_ID  Secrets Manager secret holding the smoke-test API key (smoke only): the
+#                              terraform output smoke_test_api_key_secret_arn; only the deploy role may read it
 set -euo pipefail
 
 ALIAS=live

@@ -1,8 +1,15 @@
 # The Rampart stack: one root, one state per environment (dev.tfvars / prod.tfvars with their
 # own backend key). Only wiring lives here; every resource is in a module.
 
+data "aws_partition" "current" {}
+data "aws_caller_identity" "current" {}
+
 locals {
   name = "${var.name}-${var.environment}"
+
+  # Boundary of every IAM role of the stack: a managed policy the bootstrap creates (docs/terraform.md);
+  # the apply role may create and change <name>-<environment>-* roles only with it attached.
+  permissions_boundary_arn = var.iam_permissions_boundary_policy_name == null ? null : "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:policy/${var.iam_permissions_boundary_policy_name}"
 
   ingest_zip_path = coalesce(var.ingest_zip_path, "${path.root}/../../dist/lambda/ingest.zip")
   api_zip_path    = coalesce(var.api_zip_path, "${path.root}/../../dist/lambda/api.zip")
@@ -14,9 +21,10 @@ locals {
 module "network" {
   source = "../modules/network"
 
-  name               = local.name
-  cidr_block         = var.vpc_cidr
-  availability_zones = var.availability_zones
+  name                     = local.name
+  cidr_block               = var.vpc_cidr
+  availability_zones       = var.availability_zones
+  permissions_boundary_arn = local.permissions_boundary_arn
 }
 
 module "pubsub" {
@@ -31,14 +39,15 @@ module "pubsub" {
 module "database" {
   source = "../modules/database"
 
-  name                 = local.name
-  subnet_ids           = module.network.private_subnet_ids
-  security_group_ids   = [module.network.database_security_group_id]
-  engine_major_version = var.db_engine_major_version
-  instance_class       = var.db_instance_class
-  multi_az             = var.db_multi_az
-  deletion_protection  = var.db_deletion_protection
-  iam_database_users   = ["rampart_ingest", "rampart_api"]
+  name                     = local.name
+  subnet_ids               = module.network.private_subnet_ids
+  security_group_ids       = [module.network.database_security_group_id]
+  engine_major_version     = var.db_engine_major_version
+  instance_class           = var.db_instance_class
+  multi_az                 = var.db_multi_az
+  deletion_protection      = var.db_deletion_protection
+  iam_database_users       = ["rampart_ingest", "rampart_api"]
+  permissions_boundary_arn = local.permissions_boundary_arn
 }
 
 module "functions" {
@@ -70,6 +79,7 @@ module "functions" {
   api_reserved_concurrency           = var.api_reserved_concurrency
   log_level                          = var.log_level
   artifacts_force_destroy            = var.artifacts_force_destroy
+  permissions_boundary_arn           = local.permissions_boundary_arn
 }
 
 module "api" {
@@ -82,22 +92,26 @@ module "api" {
   api_clients                    = var.api_clients
   waf_rate_limit_per_5_minutes   = var.waf_rate_limit_per_5_minutes
   manage_account_cloudwatch_role = var.manage_apigateway_account_role
+  permissions_boundary_arn       = local.permissions_boundary_arn
 }
 
 module "github_oidc" {
   source = "../modules/github_oidc"
 
-  name                 = local.name
-  github_repository    = var.github_repository
-  github_environment   = coalesce(var.github_environment, var.environment)
-  create_oidc_provider = var.create_github_oidc_provider
-  function_arns        = [module.functions.ingest_function_arn, module.functions.api_function_arn]
-  signing_profile_arn  = module.functions.signing_profile_arn
-  artifact_bucket_arn  = module.functions.artifact_bucket_arn
-  artifact_kms_key_arn = module.functions.kms_key_arn
-  state_bucket_name    = var.state_bucket_name
-  state_key_prefix     = "rampart/${var.environment}/"
-  state_kms_key_arn    = var.state_kms_key_arn
+  name                           = local.name
+  github_repository              = var.github_repository
+  github_environment             = coalesce(var.github_environment, var.environment)
+  create_oidc_provider           = var.create_github_oidc_provider
+  function_arns                  = [module.functions.ingest_function_arn, module.functions.api_function_arn]
+  signing_profile_arn            = module.functions.signing_profile_arn
+  artifact_bucket_arn            = module.functions.artifact_bucket_arn
+  artifact_kms_key_arn           = module.functions.kms_key_arn
+  smoke_test_api_key_secret_arn  = module.api.smoke_test_api_key_secret_arn
+  smoke_test_api_key_kms_key_arn = module.api.secrets_kms_key_arn
+  state_bucket_name              = var.state_bucket_name
+  state_key_prefix               = "rampart/${var.environment}/"
+  state_kms_key_arn              = var.state_kms_key_arn
+  permissions_boundary_arn       = local.permissions_boundary_arn
 }
 
 module "monitoring" {

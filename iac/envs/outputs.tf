@@ -4,8 +4,13 @@ output "api_url" {
 }
 
 output "api_key_ids" {
-  description = "API key IDs by client (values: aws apigateway get-api-key --api-key <id> --include-value)."
+  description = "API key IDs by client, smoke-test included (values: aws apigateway get-api-key --api-key <id> --include-value)."
   value       = module.api.api_key_ids
+}
+
+output "smoke_test_api_key_secret_arn" {
+  description = "Secret with the smoke-test API key: the RAMPART_API_KEY_SECRET_ID variable of the deploy workflow."
+  value       = module.api.smoke_test_api_key_secret_arn
 }
 
 output "topic_arn" {

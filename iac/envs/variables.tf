@@ -268,3 +268,14 @@ variable "state_kms_key_arn" {
   type        = string
   default     = null
 }
+
+variable "iam_permissions_boundary_policy_name" {
+  description = "Name of the managed policy (created by the bootstrap, docs/terraform.md) set as permissions boundary on every IAM role of the stack; null: none."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.iam_permissions_boundary_policy_name == null || can(regex("^[A-Za-z0-9+=,.@_-]{1,128}$", var.iam_permissions_boundary_policy_name))
+    error_message = "iam_permissions_boundary_policy_name must be a plain IAM policy name (no path, no wildcard)."
+  }
+}

@@ -135,3 +135,19 @@ def test_missing_configuration_fails_before_any_call(env: dict[str, str]) -> Non
     result = run("deploy", {**env, "RAMPART_SIGNING_PROFILE": ""})
     assert result.returncode != 0 and "RAMPART_SIGNING_PROFILE is not set" in result.stderr
     assert not Path(env["FAKE_LOG"]).exists()
+
+
+def test_smoke_needs_the_secret_id_before_any_call(env: dict[str, str]) -> None:
+    result = run("smoke", {**env, "RAMPART_API_KEY_SECRET_ID": ""})
+    assert result.returncode != 0 and "RAMPART_API_KEY_SECRET_ID is not set" in result.stderr
+    assert not Path(env["FAKE_LOG"]).exists()
+
+
+@pytest.mark.parametrize("github_actions", ["", "true"])
+def test_smoke_key_never_reaches_the_log(env: dict[str, str], github_actions: str) -> None:
+    result = run("smoke", env, GITHUB_ACTIONS=github_actions)
+    assert result.returncode == 0, result.stderr
+    lines = (result.stdout + result.stderr).splitlines()
+    leaking = [line for line in lines if "k3y-from-secrets-manager" in line]
+    # On GitHub the one line with the key is the workflow command that masks it in every later line.
+    assert leaking == (["::add-mask::k3y-from-secrets-manager"] if github_actions else [])

@@ -11,6 +11,8 @@ point the provider at the emulator and leave out what moto cannot model:
     aws:SecureTransport deny as a plain deny, so every upload would be refused).
   - modules/pubsub: the DLQ's redrive-allow policy (moto neither stores nor returns it, and the
     provider waits for it to appear).
+Before the apply, the permissions boundary policy is created in the emulator from docs/terraform.md, as the
+bootstrap does in an account (dev.tfvars names it; every role of the stack must carry it).
 Not exercised: a message flowing topic -> queue -> Lambda (moto's event source mapping invokes the
 function, which needs Docker), Performance Insights and Lambda DeadLetterConfig (moto does not
 report them; checkov checks them statically). Deletion protection of the database stays on; the
@@ -58,6 +60,17 @@ def tfvar(name: str) -> str:
 REGION = tfvar("region")
 REPOSITORY = tfvar("github_repository")
 ENVIRONMENT = tfvar("environment")
+BOUNDARY_POLICY = tfvar("iam_permissions_boundary_policy_name")
+BOUNDARY_DOC = re.compile(r"<!-- policy: permissions-boundary \([^)]*\) -->\n```json\n(.*?)```", re.DOTALL)
+
+
+def create_permissions_boundary(moto_url: str) -> str:
+    """What the bootstrap (docs/terraform.md) does before the first apply: the boundary policy, verbatim."""
+    match = BOUNDARY_DOC.search((REPO / "docs" / "terraform.md").read_text())
+    assert match, "docs/terraform.md has no permissions-boundary policy"
+    document = json.dumps(json.loads(match.group(1)))
+    policy = client("iam", moto_url).create_policy(PolicyName=BOUNDARY_POLICY, PolicyDocument=document)
+    return str(policy["Policy"]["Arn"])
 
 
 def free_port() -> int:
@@ -251,6 +264,7 @@ def stack(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
     env = terraform_env(workdir)
     variables = ["-var-file", TFVARS, "-var", f"ingest_zip_path={ingest_zip}", "-var", f"api_zip_path={api_zip}"]
 
+    boundary_arn = create_permissions_boundary(moto_url)
     progress(f"terraform init (provider mirror via {env['TF_CLI_CONFIG_FILE']})")
     terraform(root, env, "init", "-input=false", log=workdir / "init.log")
     applied = False
@@ -262,7 +276,12 @@ def stack(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
         state = json.loads(terraform(root, env, "show", "-json", log=workdir / "show.log"))
         resources = count_resources(state["values"]["root_module"])
         progress(f"applied {resources} resources")
-        yield {"outputs": {k: v["value"] for k, v in outputs.items()}, "resources": resources, "workdir": workdir}
+        yield {
+            "outputs": {k: v["value"] for k, v in outputs.items()},
+            "resources": resources,
+            "workdir": workdir,
+            "boundary_arn": boundary_arn,
+        }
     finally:
         if applied:
             rds = client("rds", moto_url)
@@ -455,6 +474,8 @@ def test_functions_configuration(stack: dict[str, Any], moto_url: str) -> None:
         assert config["Concurrency"]["ReservedConcurrentExecutions"] >= 1
         env = fn["Environment"]["Variables"]
         assert env["RAMPART_DB_AUTH"] == "iam" and env["RAMPART_DB_SSLMODE"] == "verify-full"
+        assert env["RAMPART_DB_SSLROOTCERT"] == "/var/task/rampart/certs/rds-ca.pem"
+        assert env["PYDANTIC_DISABLE_PLUGINS"] == "__all__"
         assert not any("PASSWORD" in key and key != "RAMPART_DB_PASSWORD_SECRET_ARN" for key in env)
         alias = lam.get_alias(FunctionName=name, Name="live")
         assert alias["FunctionVersion"] != "$LATEST"
@@ -607,12 +628,32 @@ def test_stage_logs_traces_and_usage_plan(stack: dict[str, Any], moto_url: str) 
     assert sorted(k["name"] for k in keys) == ["rampart-dev-analytics", "rampart-dev-smoke-test"]
 
 
-def test_api_key_values_never_in_outputs(stack: dict[str, Any], moto_url: str) -> None:
+def test_api_key_values_never_in_outputs_or_logs(stack: dict[str, Any], moto_url: str) -> None:
     apigw = client("apigateway", moto_url)
     outputs = json.dumps(stack["outputs"])
+    # What terraform prints (apply, output); `show -json` is a state dump and holds the values by design.
+    logs = [(stack["workdir"] / name).read_text() for name in ("apply.log", "output.log")]
+    assert set(stack["outputs"]["api_key_ids"]) == {"analytics", "smoke-test"}
     for key_id in stack["outputs"]["api_key_ids"].values():
         value = apigw.get_api_key(apiKey=key_id, includeValue=True)["value"]
         assert value and value not in outputs
+        assert not any(value in log for log in logs), "an API key value in terraform's apply or output"
+
+
+def test_smoke_test_key_in_its_secret_on_a_cmk(stack: dict[str, Any], moto_url: str) -> None:
+    apigw, sm = client("apigateway", moto_url), client("secretsmanager", moto_url)
+    outputs = stack["outputs"]
+    secret_arn = outputs["smoke_test_api_key_secret_arn"]
+    key = apigw.get_api_key(apiKey=outputs["api_key_ids"]["smoke-test"], includeValue=True)
+    assert key["name"] == "rampart-dev-smoke-test" and key["enabled"] is True
+    secret = sm.describe_secret(SecretId=secret_arn)
+    assert secret["ARN"] == secret_arn and secret["Name"].startswith("rampart-dev/api/smoke-test-api-key-")
+    assert customer_managed_rotating(moto_url, secret["KmsKeyId"])
+    functions_key = client("lambda", moto_url).get_function_configuration(FunctionName=outputs["api_function_name"])
+    assert key_arn(moto_url, secret["KmsKeyId"]) != functions_key["KMSKeyArn"], "a key of its own"
+    assert sm.get_secret_value(SecretId=secret_arn)["SecretString"] == key["value"]
+    (plan,) = [p for p in apigw.get_usage_plans()["items"] if p["name"] == "rampart-dev-clients"]
+    assert key["id"] in {k["id"] for k in apigw.get_usage_plan_keys(usagePlanId=plan["id"])["items"]}
 
 
 def test_waf_acl_associated_with_stage(stack: dict[str, Any], moto_url: str) -> None:
@@ -702,6 +743,39 @@ def test_deploy_role_scoped_to_the_two_functions_and_signing(stack: dict[str, An
     }
     assert not actions & forbidden
     assert not any(a.startswith("iam:") for a in actions)
+    assert not [s["Sid"] for s in statements if "*" in s["Resource"]], "every deploy statement names its resources"
+
+
+def test_deploy_role_reads_only_the_smoke_test_key_secret(stack: dict[str, Any], moto_url: str) -> None:
+    outputs = stack["outputs"]
+    secret_arn = outputs["smoke_test_api_key_secret_arn"]
+    secret = client("secretsmanager", moto_url).describe_secret(SecretId=secret_arn)
+    secret_key_arn = key_arn(moto_url, secret["KmsKeyId"])
+    statements = role_statements(moto_url, outputs["github_deploy_role_arn"].rsplit("/", 1)[-1])
+    secrets = [s for s in statements if any(a.startswith("secretsmanager:") for a in s["Action"])]
+    assert [(s["Action"], s["Resource"]) for s in secrets] == [(["secretsmanager:GetSecretValue"], [secret_arn])]
+    decrypt = [s for s in statements if secret_key_arn in s["Resource"]]
+    assert len(decrypt) == 1 and decrypt[0]["Action"] == ["kms:Decrypt"] and decrypt[0]["Resource"] == [secret_key_arn]
+    assert decrypt[0]["Condition"] == {
+        "StringEquals": {
+            "kms:ViaService": f"secretsmanager.{REGION}.amazonaws.com",
+            "kms:EncryptionContext:SecretARN": secret_arn,
+        }
+    }
+    # No other role of the stack may read it.
+    iam = client("iam", moto_url)
+    for role in iam.list_roles()["Roles"]:
+        if role["Arn"] != outputs["github_deploy_role_arn"] and role["RoleName"].startswith("rampart-dev-"):
+            assert secret_arn not in json.dumps(role_statements(moto_url, role["RoleName"])), role["RoleName"]
+
+
+def test_every_role_of_the_stack_carries_the_permissions_boundary(stack: dict[str, Any], moto_url: str) -> None:
+    iam = client("iam", moto_url)
+    roles = [r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("rampart-dev-")]
+    assert len(roles) >= 7  # ingest, api, deploy, plan, API Gateway CloudWatch, RDS monitoring, flow logs
+    for role in roles:
+        boundary = iam.get_role(RoleName=role["RoleName"])["Role"].get("PermissionsBoundary", {})
+        assert boundary.get("PermissionsBoundaryArn") == stack["boundary_arn"], role["RoleName"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,8 +24,21 @@ output "invoke_url" {
 }
 
 output "api_key_ids" {
-  description = "API key IDs by client name (IDs only; values are never output)."
-  value       = { for client, key in aws_api_gateway_api_key.client : client => key.id }
+  description = "API key IDs by client name, smoke-test included (IDs only; values are never output)."
+  value = merge(
+    { for client, key in aws_api_gateway_api_key.client : client => key.id },
+    { (local.smoke_test_client) = aws_api_gateway_api_key.smoke_test.id },
+  )
+}
+
+output "smoke_test_api_key_secret_arn" {
+  description = "ARN of the Secrets Manager secret holding the smoke-test API key (RAMPART_API_KEY_SECRET_ID)."
+  value       = aws_secretsmanager_secret.smoke_test_api_key.arn
+}
+
+output "secrets_kms_key_arn" {
+  description = "ARN of the CMK encrypting the smoke-test API key secret."
+  value       = module.secrets_key.arn
 }
 
 output "usage_plan_id" {

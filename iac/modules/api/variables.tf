@@ -48,6 +48,11 @@ variable "api_clients" {
     condition     = length(distinct(var.api_clients)) == length(var.api_clients)
     error_message = "api_clients must be unique."
   }
+
+  validation {
+    condition     = !contains(var.api_clients, "smoke-test")
+    error_message = "smoke-test is the module's own key for the deploy pipeline (its value is in Secrets Manager); do not list it in api_clients."
+  }
 }
 
 variable "integration_timeout_ms" {
@@ -174,5 +179,27 @@ variable "kms_deletion_window_in_days" {
   validation {
     condition     = var.kms_deletion_window_in_days >= 7 && var.kms_deletion_window_in_days <= 30
     error_message = "kms_deletion_window_in_days must be between 7 and 30."
+  }
+}
+
+variable "secret_recovery_window_in_days" {
+  description = "Days the deleted smoke-test API key secret can still be restored."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.secret_recovery_window_in_days >= 7 && var.secret_recovery_window_in_days <= 30
+    error_message = "secret_recovery_window_in_days must be between 7 and 30."
+  }
+}
+
+variable "permissions_boundary_arn" {
+  description = "Managed policy set as the permissions boundary of every IAM role this module creates (null: none)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.permissions_boundary_arn == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:policy/[A-Za-z0-9+=,.@_/-]+$", var.permissions_boundary_arn))
+    error_message = "permissions_boundary_arn must be an IAM managed policy ARN."
   }
 }

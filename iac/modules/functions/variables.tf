@@ -326,3 +326,14 @@ variable "kms_deletion_window_in_days" {
     error_message = "kms_deletion_window_in_days must be between 7 and 30."
   }
 }
+
+variable "permissions_boundary_arn" {
+  description = "Managed policy set as the permissions boundary of every IAM role this module creates (null: none)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.permissions_boundary_arn == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:policy/[A-Za-z0-9+=,.@_/-]+$", var.permissions_boundary_arn))
+    error_message = "permissions_boundary_arn must be an IAM managed policy ARN."
+  }
+}

@@ -89,6 +89,7 @@ resource "aws_iam_role" "deploy" {
   name                 = "${var.name}-github-deploy"
   description          = "GitHub Actions deploy of ${var.github_repository} (environment ${var.github_environment})"
   assume_role_policy   = data.aws_iam_policy_document.deploy_trust.json
+  permissions_boundary = var.permissions_boundary_arn
   max_session_duration = 3600
 }
 
@@ -139,6 +140,32 @@ data "aws_iam_policy_document" "deploy" {
     resources = [var.artifact_bucket_arn]
   }
 
+  # make smoke-test reads the smoke-test API key: this one secret, decrypted only through Secrets Manager
+  # and only for it (Secrets Manager puts the secret's ARN in the encryption context).
+  statement {
+    sid       = "ReadTheSmokeTestApiKey"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [var.smoke_test_api_key_secret_arn]
+  }
+
+  statement {
+    sid       = "DecryptTheSmokeTestApiKeyThroughSecretsManager"
+    actions   = ["kms:Decrypt"]
+    resources = [var.smoke_test_api_key_kms_key_arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["secretsmanager.${local.region}.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:SecretARN"
+      values   = [var.smoke_test_api_key_secret_arn]
+    }
+  }
+
   statement {
     sid       = "UseTheArtifactKeyThroughS3"
     actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
@@ -166,6 +193,7 @@ resource "aws_iam_role" "plan" {
   name                 = "${var.name}-github-plan"
   description          = "GitHub Actions terraform plan for pull requests of ${var.github_repository} (read-only)"
   assume_role_policy   = data.aws_iam_policy_document.plan_trust.json
+  permissions_boundary = var.permissions_boundary_arn
   max_session_duration = 3600
 }
 

@@ -59,6 +59,26 @@ variable "artifact_kms_key_arn" {
   type        = string
 }
 
+variable "smoke_test_api_key_secret_arn" {
+  description = "ARN of the Secrets Manager secret with the smoke-test API key; the deploy role may read exactly this secret."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$", var.smoke_test_api_key_secret_arn))
+    error_message = "smoke_test_api_key_secret_arn must be one full secret ARN (no wildcard)."
+  }
+}
+
+variable "smoke_test_api_key_kms_key_arn" {
+  description = "ARN of the CMK encrypting that secret (decrypt allowed only through Secrets Manager, for that secret)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[a-f0-9-]+$", var.smoke_test_api_key_kms_key_arn))
+    error_message = "smoke_test_api_key_kms_key_arn must be a KMS key ARN (key/<id>, no alias, no wildcard)."
+  }
+}
+
 variable "state_bucket_name" {
   description = "Terraform state bucket the plan role may read (null: no state access granted)."
   type        = string
@@ -75,4 +95,15 @@ variable "state_kms_key_arn" {
   description = "CMK of the state bucket, if any."
   type        = string
   default     = null
+}
+
+variable "permissions_boundary_arn" {
+  description = "Managed policy set as the permissions boundary of every IAM role this module creates (null: none)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.permissions_boundary_arn == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:policy/[A-Za-z0-9+=,.@_/-]+$", var.permissions_boundary_arn))
+    error_message = "permissions_boundary_arn must be an IAM managed policy ARN."
+  }
 }
