@@ -120,7 +120,7 @@ def client(service: str, moto_url: str) -> Any:
         endpoint_url=moto_url,
         region_name=REGION,
         aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_secret_access_key="testing",  # pragma: allowlist secret - moto's dummy credentials
     )
 
 
@@ -134,7 +134,7 @@ terraform {{
 
 provider "aws" {{
   access_key                  = "testing"
-  secret_key                  = "testing"
+  secret_key                  = "testing" # pragma: allowlist secret
   skip_credentials_validation = true
   skip_metadata_api_check     = true
   skip_region_validation      = true
@@ -214,7 +214,7 @@ def terraform_env(workdir: Path) -> dict[str, str]:
         TF_IN_AUTOMATION="1",
         TF_INPUT="0",
         AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_SECRET_ACCESS_KEY="testing",  # pragma: allowlist secret
         AWS_REGION=REGION,
         CHECKPOINT_DISABLE="1",
     )
