@@ -27,6 +27,7 @@ class Result:
     rows: list[dict[str, Any]] = field(default_factory=list)
     goals: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    started: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
 
     def goal(self, name: str, value: float, op: str, target: float) -> None:
         ok = value >= target if op == ">=" else value <= target

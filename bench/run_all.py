@@ -116,6 +116,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--smoke", action="store_true", help="run each benchmark tiny, write nothing")
     ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--doc-only", action="store_true", help="rewrite the doc and chart from bench/results")
     args = ap.parse_args()
     started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     flags = ["--smoke"] if args.smoke else []
@@ -127,12 +128,14 @@ def main() -> None:
         "footprint": bench_footprint,
     }
     for name, module in modules.items():
-        if args.only is None or name in args.only:
+        if not args.doc_only and (args.only is None or name in args.only):
             module.main(flags)
     if args.smoke:
         print("==> [bench] smoke run passed (nothing written)")
         return
     results = {p.stem: json.loads(p.read_text()) for p in sorted(Path(RESULTS).glob("*.json"))}
+    if args.doc_only:
+        started = str(results.get("ingest", {}).get("started", started))
     _chart(results)
     write_doc(results, started)
     print(f"==> [bench] wrote {DOC.relative_to(ROOT)} and {CHART.relative_to(ROOT)}")
