@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +10,10 @@ import pytest
 
 from rampart.local.gateway import ApiKey, UsagePlan
 from rampart.local.stack import Stack, StackConfig
+from tests.e2e.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["ROOT", "db_query", "drain_dlq", "queue_depth", "stored_ids", "wait_until"]
 pytestmark = pytest.mark.e2e
 
 
@@ -78,14 +80,3 @@ def queue_depth(stack: Stack, url: str) -> int:
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     )["Attributes"]
     return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s (last value {value!r})")
-        time.sleep(interval)

@@ -287,23 +287,18 @@ class EmbeddedPostgres:
         logfile = root / "postgres.log"
         logfile.touch()
         self._chown(logfile)
-        res = self._run(
-            [
-                str(self._bindir / "pg_ctl"),
-                "-D",
-                str(self.pgdata),
-                "-l",
-                str(logfile),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-            timeout=90,
-        )
+        self._pg_ctl_start("start")
+
+    def _pg_ctl_start(self, what: str) -> None:
+        """Start the server and wait until it accepts connections; the log's tail says why when it does not."""
+        if self._bindir is None or self._root is None:
+            raise RuntimeError("internal error: the server was not prepared")
+        logfile = self._root / "postgres.log"
+        argv = [str(self._bindir / "pg_ctl"), "-D", str(self.pgdata), "-l", str(logfile), "-w", "-t", "60", "start"]
+        res = self._run(argv, timeout=90)
         if res.returncode != 0:
             tail = logfile.read_text(encoding="utf-8", errors="replace")[-2000:]
-            raise RuntimeError(f"PostgreSQL did not start: {res.stderr.strip()} {tail}")
+            raise RuntimeError(f"PostgreSQL did not {what}: {res.stderr.strip()} {tail}")
 
     def _bootstrap(self) -> None:
         conn = psycopg2.connect(self.dsn(ADMIN_USER, dbname="postgres"))
@@ -336,25 +331,7 @@ class EmbeddedPostgres:
 
     def resume(self) -> None:
         """Start the server again on the same port and data."""
-        if self._bindir is None or self._root is None:
-            raise RuntimeError("internal error: the server was not prepared")
-        logfile = self._root / "postgres.log"
-        res = self._run(
-            [
-                str(self._bindir / "pg_ctl"),
-                "-D",
-                str(self.pgdata),
-                "-l",
-                str(logfile),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-            timeout=90,
-        )
-        if res.returncode != 0:
-            raise RuntimeError(f"PostgreSQL did not restart: {res.stderr.strip()}")
+        self._pg_ctl_start("restart")
 
     def stop(self) -> None:
         """Stop the server (fast shutdown) and remove the temporary folder we created."""
