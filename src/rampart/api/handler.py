@@ -30,6 +30,7 @@ from rampart.db.connection import Database, DatabaseUnavailableError
 from rampart.db.settings import DatabaseSettings
 from rampart.db.store import EventFilter, EventStore
 from rampart.events import IDENTIFIER_PATTERN
+from rampart.secrets import read_secret
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "rampart-api"))
 app = APIGatewayRestResolver(enable_validation=True)
@@ -85,11 +86,7 @@ def _load_cursor_keys() -> list[bytes]:
     if arn := os.environ.get("RAMPART_CURSOR_KEY_SECRET_ARN"):
         import boto3  # noqa: PLC0415 - only when the key lives in Secrets Manager
 
-        text = boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
-        try:
-            parsed = json.loads(text)
-        except ValueError:
-            parsed = text
+        parsed = read_secret(boto3.client("secretsmanager"), arn)
         if isinstance(parsed, dict):
             return [str(parsed[k]).encode() for k in ("current", "previous") if parsed.get(k)]
         return [str(parsed).encode()]

@@ -13,7 +13,6 @@ request worker, and psycopg2 connections must not be shared by concurrent caller
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ import psycopg2
 import psycopg2.extensions
 
 from rampart.db.settings import DatabaseSettings
+from rampart.secrets import read_secret
 
 T = TypeVar("T")
 
@@ -77,13 +77,8 @@ class Database:
             if self._secret is None:
                 if s.password_secret_arn is None:  # excluded by DatabaseSettings' validation
                     raise RuntimeError("no password source configured")
-                value = self._client("secretsmanager").get_secret_value(SecretId=s.password_secret_arn)
-                text = value["SecretString"]
-                try:
-                    parsed = json.loads(text)
-                except ValueError:
-                    parsed = text
-                self._secret = parsed["password"] if isinstance(parsed, dict) else str(parsed)
+                parsed = read_secret(self._client("secretsmanager"), s.password_secret_arn)
+                self._secret = str(parsed["password"]) if isinstance(parsed, dict) else parsed
             return self._secret
 
     def _forget_secret(self) -> None:
