@@ -112,12 +112,15 @@ def _request_id() -> str | None:
     return str(rid) if rid else None
 
 
+def _envelope(code: str, message: str, request_id: str | None) -> str:
+    return json.dumps({"error": {"code": code, "message": message, "request_id": request_id}})
+
+
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response[str]:
-    body = {"error": {"code": code, "message": message, "request_id": _request_id()}}
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
-        body=json.dumps(body),
+        body=_envelope(code, message, _request_id()),
         headers=headers,
     )
 
@@ -315,11 +318,10 @@ def _precheck(event: dict[str, Any]) -> tuple[str, str] | None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if problem := _precheck(event):
         request_id = (event.get("requestContext") or {}).get("requestId")
-        body = {"error": {"code": problem[0], "message": problem[1], "request_id": request_id}}
         response = {
             "statusCode": 400,
             "headers": {"Content-Type": "application/json"},
-            "body": json.dumps(body),
+            "body": _envelope(*problem, request_id),
             "isBase64Encoded": False,
         }
         return _with_security_headers(response)
