@@ -18,7 +18,9 @@ ST = Path(sys.executable).parent / "st"
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 
 
-def _run(stack: Stack, tmp_path: Path, headers: list[str], checks: str, examples: int) -> tuple[int, str, int]:
+def _run(
+    stack: Stack, tmp_path: Path, headers: list[str], checks: str, examples: int, seed: int = 20261128
+) -> tuple[int, str, int]:
     report = tmp_path / "events.ndjson"
     cmd = [
         str(ST),
@@ -31,7 +33,7 @@ def _run(stack: Stack, tmp_path: Path, headers: list[str], checks: str, examples
         "--max-examples",
         str(examples),
         "--seed",
-        "20261128",
+        str(seed),
         "--workers",
         "4",
         "--request-timeout",
@@ -50,9 +52,16 @@ def _run(stack: Stack, tmp_path: Path, headers: list[str], checks: str, examples
 
 
 def test_schemathesis_with_a_key_finds_no_5xx_and_no_schema_violation(stack: Stack, tmp_path: Path) -> None:
-    code, out, requests = _run(stack, tmp_path, [f"x-api-key: {stack.api_key.value}"], CHECKS, 300)
-    assert code == 0, out[-4000:]
-    assert requests >= 1000, f"only {requests} requests were generated\n{out[-2000:]}"
+    # How many distinct cases one run generates varies with timing; further seeded runs (each of which must pass
+    # on its own) make up the total, so the 1,000-request floor always holds.
+    total = 0
+    for seed in (20261128, 20261129, 20261130, 20261131):
+        code, out, requests = _run(stack, tmp_path, [f"x-api-key: {stack.api_key.value}"], CHECKS, 300, seed)
+        assert code == 0, out[-4000:]
+        total += requests
+        if total >= 1000:
+            break
+    assert total >= 1000, f"only {total} requests were generated\n{out[-2000:]}"
 
 
 def test_schemathesis_without_a_key_is_always_refused(stack: Stack, tmp_path: Path) -> None:
