@@ -49,7 +49,7 @@ PLATFORM_ARGS = [
 ]
 
 # Inside src/rampart: only the developer-machine parts are left out.
-EXCLUDED_PACKAGE_PATHS = ("local", "cli.py", "client.py", "tests")
+EXCLUDED_PACKAGE_PATHS = ("local", "cli", "client.py", "tests")
 EXCLUDED_DIR_NAMES = {"__pycache__", "tests", "test"}
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 RDS_CA_BUNDLE = Path("rampart") / "certs" / "rds-ca.pem"
