@@ -24,3 +24,25 @@ verify-build: install ## Rebuild VERSION=<sha> in a temp folder; compare with MA
 	fi
 	@$(BIN)/python scripts/verify_build.py --version "$(VERSION)" --manifest "$(MANIFEST)" \
 	  $(if $(RDS_CA),--rds-ca "$(RDS_CA)") $(VERIFY_BUILD_ARGS)
+
+# The locks, re-resolved with the uv the dev lock pins (lock.yml runs this weekly and opens a pull request).
+.PHONY: lock
+lock: install ## Re-resolve requirements/*.txt with scripts/lock.sh (uv from the dev lock)
+	@UV=$(abspath $(BIN)/uv) bash scripts/lock.sh
+
+# IAM policy lint: parliament over every policy document of the state `make iac-emulate` applied and wrote to
+# build/terraform/emulated-state.json. Applies nothing: fails (and says so) without a current state.
+IAM_LINT_STATE ?= build/terraform/emulated-state.json
+.PHONY: iam-lint
+iam-lint: install ## parliament over every IAM policy in the emulator-applied state (after make iac-emulate)
+	@$(BIN)/python scripts/iam_lint.py --state $(IAM_LINT_STATE)
+
+TEST_STEPS += iam-lint
+
+# Governance as code: .github/rulesets/*.json and .github/environments/*.json through the GitHub REST API.
+# Dry run unless APPLY=1; the token comes from GITHUB_TOKEN or GH_TOKEN (administration: write on the repo).
+GITHUB_REPO ?= $(GITHUB_REPOSITORY)
+APPLY ?=
+.PHONY: github-settings
+github-settings: install ## Apply rulesets and environment protection (dry run unless APPLY=1; GITHUB_REPO=owner/name)
+	@$(BIN)/python scripts/apply_github_settings.py --repo "$(GITHUB_REPO)" $(if $(filter 1,$(APPLY)),--apply)
