@@ -46,3 +46,26 @@ APPLY ?=
 .PHONY: github-settings
 github-settings: install ## Apply rulesets and environment protection (dry run unless APPLY=1; GITHUB_REPO=owner/name)
 	@$(BIN)/python scripts/apply_github_settings.py --repo "$(GITHUB_REPO)" $(if $(filter 1,$(APPLY)),--apply)
+
+# The SBOM gate, deep: every distribution in each zip is in its SBOM and vice versa, each hash is the one the
+# lock pins and the wheel's files are the zip's (make verify-artifacts checks digests and names only).
+.PHONY: sbom-check
+sbom-check: package ## Each dist/lambda/<name>.cdx.json lists exactly the zip's distributions (hashes vs lock + wheels)
+	@cache="build/lambda-wheels/$$(sha256sum requirements/lambda.txt | cut -c1-16)"; rc=0; \
+	for name in ingest api; do \
+	  $(BIN)/python scripts/sbom.py check $(DIST_LAMBDA)/$$name.zip $(DIST_LAMBDA)/$$name.cdx.json \
+	    --wheels "$$cache" --lock requirements/lambda.txt || rc=1; \
+	done; exit $$rc
+
+# OpenSSF Scorecard's checks that need no GitHub API (scorecard.yml runs the real one on GitHub).
+.PHONY: scorecard-offline
+scorecard-offline: install ## Scorecard-style checks offline: pins, token permissions, dangerous workflows, rulesets
+	@$(BIN)/python scripts/scorecard_offline.py
+
+TEST_STEPS += scorecard-offline
+
+# The audit canaries: a known-vulnerable pin must be flagged by the offline snapshot here and, on GitHub
+# (GITHUB_ACTIONS=true), by the live OSV service. For ci.yml's audit job next to `make audit`.
+.PHONY: audit-canary
+audit-canary: install ## The audit must flag requests==2.19.0 (offline snapshot; live OSV on GitHub)
+	@$(BIN)/pytest tests/gates/test_audit.py -q -p no:cacheprovider -rs -k "known_vulnerable_pin or live_canary"
