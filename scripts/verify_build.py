@@ -156,9 +156,10 @@ def compare_builds(recorded: dict[str, Any], rebuilt: dict[str, Any]) -> list[Re
     return results
 
 
-def member_digests(data: bytes) -> dict[str, str]:
+def member_lines(data: bytes) -> list[str]:
+    """The payload lines of a package (build_manifest.payload_lines), duplicates and order included."""
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return {line.split(" ", 2)[2]: line for line in build_manifest.payload_lines(archive)}
+        return build_manifest.payload_lines(archive)
 
 
 def fetch_https(url: str) -> bytes:
@@ -191,17 +192,20 @@ def compare_deployed(
     if build_manifest.code_sha256(data) != code_sha256:
         return Result(subject, False, "MISMATCH: the downloaded package is not the one CodeSha256 names")
     try:
-        deployed = member_digests(data)
+        deployed_lines = member_lines(data)
     except zipfile.BadZipFile:
         return Result(subject, False, "MISMATCH: the deployed package is not a zip")
-    built = member_digests(rebuilt)
-    if list(deployed.values()) == list(built.values()):
+    built_lines = member_lines(rebuilt)
+    if deployed_lines == built_lines:  # as lists: a duplicated or reordered member is a difference too
         return Result(subject, True, "match: the signed package holds exactly the rebuilt zip's members")
+    deployed = {line.split(" ", 2)[2]: line for line in deployed_lines}
+    built = {line.split(" ", 2)[2]: line for line in built_lines}
     changed = sorted(n for n in set(deployed) & set(built) if deployed[n] != built[n])
     added, removed = sorted(set(deployed) - set(built)), sorted(set(built) - set(deployed))
     parts = [f"{label}: {', '.join(names[:5])}" for label, names in
              (("changed", changed), ("added", added), ("missing", removed)) if names]  # fmt: skip
-    return Result(subject, False, "MISMATCH: members differ (" + "; ".join(parts or ["order"]) + ")")
+    detail = "; ".join(parts or ["order or duplicated members"])
+    return Result(subject, False, f"MISMATCH: members differ ({detail})")
 
 
 def lambda_client(region: str | None, endpoint_url: str | None) -> Any:

@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+import warnings
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -206,6 +207,7 @@ def signed(data: bytes) -> bytes:
         ("signed-tampered", False, "changed: rampart/api/handler.py"),
         ("download-differs", False, "not the one CodeSha256 names"),
         ("no-download", False, "could not be read"),
+        ("duplicate-member", False, "order or duplicated members"),
     ],
 )
 def test_a_signed_package_is_compared_by_its_members(
@@ -215,6 +217,8 @@ def test_a_signed_package_is_compared_by_its_members(
     package = signed(built.read_bytes())
     if deployed_kind == "signed-tampered":
         package = signed(tamper(built.read_bytes()))
+    elif deployed_kind == "duplicate-member":
+        package = signed(smuggle(built.read_bytes()))
     code_sha256 = build_manifest.code_sha256(package)
     served = signed(tamper(built.read_bytes())) if deployed_kind == "download-differs" else package
 
@@ -226,6 +230,20 @@ def test_a_signed_package_is_compared_by_its_members(
 
     result = verify_build.compare_deployed("api", code_sha256, "https://awslambda.example/package", built, fetch)
     assert result.matched is matched and message in result.detail, result.detail
+
+
+def smuggle(data: bytes) -> bytes:
+    """A second entry named like the handler, placed first: extractors that keep either copy disagree."""
+    out = io.BytesIO()
+    with (
+        warnings.catch_warnings(action="ignore", category=UserWarning),  # "Duplicate name": the point here
+        zipfile.ZipFile(io.BytesIO(data)) as source,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
+        target.writestr(zipfile.ZipInfo("rampart/api/handler.py", (1980, 1, 1, 0, 0, 0)), b"import os  # smuggled\n")
+        for info in source.infolist():
+            target.writestr(info, source.read(info))
+    return out.getvalue()
 
 
 def test_packages_are_downloaded_over_https_only() -> None:
