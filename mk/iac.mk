@@ -24,7 +24,7 @@ RDS_CA_FILE := build/rds-ca.pem
 RAMPART_REQUIRE_RDS_CA ?=
 export RAMPART_REQUIRE_RDS_CA
 
-package: install $(if $(filter 1,$(RAMPART_REQUIRE_RDS_CA)),rds-ca) ## Build dist/lambda/{ingest,api}.zip (python3.12, arm64, deterministic)
+package: install $(if $(filter 1,$(RAMPART_REQUIRE_RDS_CA)),rds-ca) ## dist/lambda/: {ingest,api}.zip (reproducible), .cdx.json SBOMs, manifest.json
 	@$(BIN)/python scripts/package_lambdas.py
 
 rds-ca: install ## Download the RDS CA bundle (https only, TLS >= 1.2), check it, write build/rds-ca.pem

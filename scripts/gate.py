@@ -76,7 +76,31 @@ FINDINGS: dict[str, Callable[[str], int | None]] = {
     "zizmor": lambda out: 0 if "No findings to report" in out else _sum(r"(\d+) findings?", out),
     "secrets": lambda out: _sum(r"new secrets?: (\d+)", out),
     "iac-validate": lambda out: len(re.findall(r"^\s*Error: ", out, re.MULTILINE)),
+    # Supply chain (mk/supply-chain.mk): IAM policy lint, Scorecard-style checks, SBOMs, build manifest.
+    "iam-lint": lambda out: _sum(r"findings: (\d+);", out),
+    "scorecard-offline": lambda out: _sum(r"findings: (\d+);", out),
+    "sbom-check": lambda out: len(re.findall(r"^==> \[sbom\] FAIL", out, re.MULTILINE)),
+    "verify-artifacts": lambda out: len(re.findall(r"^==> \[verify-artifacts\] FAIL", out, re.MULTILINE)),
 }
+
+SNAPSHOT_DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
+
+
+def advisory_data(environ: dict[str, str] | None = None, repo: Path = REPO) -> str:
+    """Which advisory data `make audit` used, with its date: the snapshot's (SNAPSHOT.txt beside its vulns/
+    directory) offline, "live" on GitHub (GITHUB_ACTIONS=true: the live OSV service, as of this run)."""
+    env = os.environ if environ is None else environ
+    if env.get("GITHUB_ACTIONS") == "true":
+        return f"live (api.osv.dev, queried {time.strftime('%Y-%m-%d', time.gmtime())})"
+    vulns = Path(env.get("ADVISORY_DB") or env.get("RAMPART_ADVISORY_DB") or repo.parent / "shared/advisory-db/vulns")
+    snapshot = vulns.parent / "SNAPSHOT.txt"
+    try:
+        text = snapshot.read_text(encoding="utf-8")
+    except OSError:
+        return f"unknown date (no {snapshot})"
+    match = SNAPSHOT_DATE.search(text)
+    date = match.group(1) if match else "undated"
+    return f"snapshot of {date} ({snapshot})"
 
 
 def run_gate(targets: list[str]) -> int:
@@ -112,6 +136,8 @@ def run_gate(targets: list[str]) -> int:
     failed = [r[0] for r in rows if r[1] != "pass"]
     total = sum(r[3] for r in rows)
     print(f"  {'total':<{width}}  {'FAIL' if failed else 'pass':<9}  {'':>8}  {total:>6.1f}s")
+    if "audit" in targets:
+        print(f"  advisory data (make audit): {advisory_data()}")
     if failed:
         print(f"==> [gate] FAILED: {' '.join(failed)}")
         return 1

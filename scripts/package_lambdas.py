@@ -4,8 +4,16 @@ Each zip holds the hash-pinned runtime lock (requirements/lambda.txt, wheels for
 manylinux aarch64) plus the `rampart` package without what only runs on a developer machine
 (rampart/local, the CLI, the client). boto3 is not bundled: the Lambda runtime provides it.
 
-The zips are reproducible: entries sorted, every timestamp 1980-01-01 00:00, fixed permissions, no
-bytecode, so two builds of the same tree give the same sha256 (the hash Terraform deploys by).
+The zips are reproducible on any machine, from any folder: entries sorted by name, every timestamp
+1980-01-01 00:00, mode 0644, DEFLATE level 9, no bytecode, and nothing that depends on where or by whom the
+build ran. pip writes one thing that does: a console script's shebang names the build's interpreter, and the
+RECORD of its distribution lists that script's hash (jmespath's bin/jp.py). Console scripts are not shipped,
+so every shipped RECORD is rewritten to list exactly the shipped files of its distribution, with their
+hashes, sorted; installer-only files that can hold a path (direct_url.json) are dropped; and the build fails
+if any shipped file contains the build's folder, temporary folder, wheel cache or interpreter prefix.
+Beside each zip `make package` writes its CycloneDX SBOM (<name>.cdx.json, scripts/sbom.py), then
+SHA256SUMS and the build manifest (manifest.json, scripts/build_manifest.py) last, so a build that failed
+half-way leaves no manifest.
 Wheels are downloaded once per lock into build/lambda-wheels/<lock hash>/ and reused offline.
 
 The RDS CA bundle (sslmode=verify-full, RAMPART_DB_SSLROOTCERT=/var/task/rampart/certs/rds-ca.pem) ships as
@@ -18,22 +26,40 @@ src/rampart/certs/rds-ca.pem. Whatever is shipped must parse as PEM certificates
 from __future__ import annotations
 
 import argparse
+import base64
+import csv
 import hashlib
+import importlib.metadata
+import io
 import os
+import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509  # in the dev lock (requirements/dev.txt), so in .venv
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling scripts, also when imported by tests
+import build_manifest
+import sbom
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "requirements" / "lambda.txt"
 SRC_PACKAGE = ROOT / "src" / "rampart"
 FUNCTIONS = ("ingest", "api")
+TARGET: dict[str, Any] = {
+    "runtime": "python3.12",
+    "architecture": "arm64",
+    "implementation": "cp",
+    "python_version": "3.12",
+    "platforms": ["manylinux2014_aarch64", "manylinux_2_28_aarch64"],
+}
 
 # Lambda python3.12 on arm64 (Amazon Linux 2023, glibc 2.34).
 PLATFORM_ARGS = [
@@ -150,6 +176,61 @@ def dependency_files(target: Path) -> Iterator[tuple[str, Path]]:
         yield (relative.as_posix(), path)
 
 
+def _normal(path: str) -> str | None:
+    """A RECORD path relative to the install target, or None when it points outside (../../bin/jp.py)."""
+    normal = os.path.normpath(path).replace(os.sep, "/")
+    return None if normal.startswith("../") or normal == ".." or os.path.isabs(normal) else normal
+
+
+def _record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode("ascii")
+
+
+def normalise_metadata(target: Path, shipped: set[str]) -> None:
+    """Make every dist-info independent of the installer run: RECORD lists exactly the shipped files.
+
+    pip's RECORD also lists files that are not shipped (console scripts, whose shebang names the build's
+    interpreter, so their hash differs per build folder) in pip's own order and format; direct_url.json can
+    name a local path. The new RECORD: one row per shipped file of the distribution, sorted, each with its
+    sha256 and size, then RECORD itself without a hash (PEP 376 / the wheel spec).
+    """
+    for dist_info in sorted(target.glob("*.dist-info")):
+        (dist_info / "direct_url.json").unlink(missing_ok=True)
+        record = dist_info / "RECORD"
+        own = f"{dist_info.name}/RECORD"
+        rows = csv.reader(io.StringIO(record.read_text(encoding="utf-8")))
+        paths = {p for row in rows if row and (p := _normal(row[0])) is not None and p in shipped and p != own}
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        for path in sorted(paths):
+            data = (target / path).read_bytes()
+            writer.writerow([path, _record_hash(data), str(len(data))])
+        writer.writerow([own, "", ""])
+        record.write_text(buffer.getvalue(), encoding="utf-8")
+
+
+MIN_MARKER = 12
+
+
+def check_no_build_paths(files: dict[str, Path], markers: list[Path]) -> None:
+    """Fail when a shipped file names a folder of this build (the bytes would depend on where it ran)."""
+    # A folder name shorter than this (say /src) also occurs by chance in URLs and binaries: not searched.
+    needles = sorted({str(m).encode() for m in markers if len(str(m)) >= MIN_MARKER}, key=len, reverse=True)
+    for name, path in sorted(files.items()):
+        data = path.read_bytes()
+        for needle in needles:
+            if needle in data:
+                raise SystemExit(f"{name} contains the build path {needle.decode()!r}: the zip would depend on it")
+
+
+def wheel_tags(target: Path) -> list[str]:
+    """The `Tag:` lines of every installed distribution's WHEEL file (python, ABI and platform tags)."""
+    tags: set[str] = set()
+    for wheel in target.glob("*.dist-info/WHEEL"):
+        tags.update(line.split(":", 1)[1].strip() for line in wheel.read_text().splitlines() if line.startswith("Tag:"))
+    return sorted(tags)
+
+
 def write_zip(destination: Path, files: dict[str, Path]) -> None:
     """A zip whose bytes depend only on the names and contents of `files`."""
     partial = destination.with_suffix(".zip.partial")
@@ -205,15 +286,37 @@ def rds_ca_source(sources: tuple[Path, ...] = RDS_CA_SOURCES, *, require: bool |
     return None
 
 
+def builder() -> dict[str, str]:
+    """What built the zips (zlib decides DEFLATE's bytes; pip and cyclonedx-bom are pinned by the dev lock)."""
+    return {
+        "python": platform.python_version(),
+        "pip": importlib.metadata.version("pip"),
+        "zlib": zlib.ZLIB_RUNTIME_VERSION,
+        "cyclonedx-bom": importlib.metadata.version("cyclonedx-bom"),
+    }
+
+
+def outputs(out_dir: Path) -> list[Path]:
+    """Every file a build writes into out_dir; the manifest first, so it goes first and comes last."""
+    names = [build_manifest.MANIFEST_NAME, build_manifest.SUMS_NAME]
+    names += [f"{f}.zip" for f in FUNCTIONS] + [f"{f}.cdx.json" for f in FUNCTIONS]
+    return [out_dir / name for name in names]
+
+
 def build(out_dir: Path, cache_root: Path, budget_mib: float) -> dict[str, str]:
     if not (SRC_PACKAGE / "__init__.py").exists():
         raise SystemExit(f"{SRC_PACKAGE} is not a package")
     cache = wheel_cache(cache_root)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in outputs(out_dir):
+        stale.unlink(missing_ok=True)
+    commit, clean = build_manifest.source_state(ROOT)
     with tempfile.TemporaryDirectory(prefix="rampart-package-") as tmp:
         deps = Path(tmp) / "deps"
         install_dependencies(cache, deps)
         files = dict(dependency_files(deps))
+        normalise_metadata(deps, set(files))
+        files = dict(dependency_files(deps))  # direct_url.json is gone
         for name, path in package_files(SRC_PACKAGE):
             if name in files:
                 raise SystemExit(f"{name} is both in the lock and in src/rampart")
@@ -221,6 +324,7 @@ def build(out_dir: Path, cache_root: Path, budget_mib: float) -> dict[str, str]:
         ca_bundle = rds_ca_source()
         if ca_bundle is not None:
             files[RDS_CA_BUNDLE.as_posix()] = ca_bundle
+        check_no_build_paths(files, [ROOT, Path(tmp), cache, cache_root, Path(sys.prefix), out_dir])
         unzipped = sum(path.stat().st_size for path in files.values())
         digests: dict[str, str] = {}
         over_budget: list[str] = []
@@ -241,6 +345,29 @@ def build(out_dir: Path, cache_root: Path, budget_mib: float) -> dict[str, str]:
             over_budget.append(f"unzipped size {unzipped} bytes exceeds Lambda's {LAMBDA_UNZIPPED_LIMIT}")
         if over_budget:
             raise SystemExit("package over budget: " + "; ".join(over_budget))
+        tags = wheel_tags(deps)
+    wheels = sbom.wheel_index(cache)
+    artifacts: dict[str, dict[str, Any]] = {}
+    for function in FUNCTIONS:
+        zip_path, sbom_path = out_dir / f"{function}.zip", out_dir / f"{function}.cdx.json"
+        sbom.write_sbom(zip_path, sbom_path, package=function, commit=commit, wheels=wheels, lock=LOCK)
+        artifacts[zip_path.name] = build_manifest.artifact_entry(zip_path, sbom_path)
+        log(f"{sbom_path.name}: CycloneDX {sbom.SPEC_VERSION}, sha256 {artifacts[zip_path.name]['sbom']['sha256']}")
+    inputs = {
+        "rds_ca_bundle": None if ca_bundle is None else {"path": RDS_CA_BUNDLE.as_posix(), "sha256": sha256(ca_bundle)},
+    }
+    manifest = build_manifest.make_manifest(
+        commit=commit,
+        clean=clean,
+        target={**TARGET, "wheel_tags": tags},
+        builder=builder(),
+        inputs=inputs,
+        artifacts=artifacts,
+        root=ROOT,
+    )
+    path = build_manifest.write_manifest(out_dir, manifest)
+    dirty = "" if clean else " (uncommitted changes: not a release build)"
+    log(f"{path.name}: commit {commit}{dirty}, sha256 {sha256(path)}")
     return digests
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import socket
 import sys
 import threading
@@ -178,3 +179,16 @@ def test_gate_never_trusts_a_service_that_finds_nothing(blind_server: str, tmp_p
     lock = tmp_path / "vulnerable.txt"
     lock.write_text(VULNERABLE_LOCK, encoding="utf-8")
     assert audit("--osv-url", blind_server, "-r", str(lock)) == 2
+
+
+@pytest.mark.skipif(
+    os.environ.get("GITHUB_ACTIONS") != "true",
+    reason="live OSV service: on GitHub only (ci.yml's tests job, pytest-all; or `make audit-canary`)",
+)
+def test_live_canary_flags_a_known_vulnerable_pin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """On GitHub `make audit` queries api.osv.dev: the same canary must be flagged there, or a live service
+    that answers "nothing" (or a pip-audit that cannot reach it) would pass every lock unnoticed."""
+    lock = tmp_path / "vulnerable.txt"
+    lock.write_text(VULNERABLE_LOCK, encoding="utf-8")
+    assert audit("--live", "-r", str(lock)) == 1
+    assert "requests==2.19.0: PYSEC-2018-28" in capsys.readouterr().out

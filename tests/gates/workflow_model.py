@@ -11,6 +11,8 @@ REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / ".github" / "workflows"
 GATE_WORKFLOW = "./.github/workflows/ci.yml"
 AWS_CREDENTIALS = "aws-actions/configure-aws-credentials"
+# Environments that hold no deploy credential: lock.yml's holds only a GitHub App key that opens a pull request.
+NON_DEPLOY_ENVIRONMENTS = {"dependency-updates"}
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -34,7 +36,9 @@ def assumes_role(job: dict[str, Any]) -> bool:
 
 def is_deploy_job(job: dict[str, Any]) -> bool:
     """A job that changes production: it runs in an environment, or assumes a role that is not the plan role."""
-    if job.get("environment"):
+    environment = job.get("environment")
+    name = environment.get("name") if isinstance(environment, dict) else environment
+    if name and name not in NON_DEPLOY_ENVIRONMENTS:
         return True
     roles = [str((s.get("with") or {}).get("role-to-assume", "")) for s in steps(job) if assumes_role(job)]
     return any(r and "PLAN" not in r.upper() for r in roles)

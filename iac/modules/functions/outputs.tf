@@ -53,6 +53,11 @@ output "artifact_bucket_name" {
   value       = aws_s3_bucket.artifacts.id
 }
 
+output "artifact_access_log_bucket_name" {
+  description = "Bucket receiving the artifact bucket's S3 server access logs (prefix s3-access/)."
+  value       = aws_s3_bucket.artifact_logs.id
+}
+
 output "artifact_bucket_arn" {
   description = "ARN of the artifact bucket."
   value       = aws_s3_bucket.artifacts.arn

@@ -310,6 +310,17 @@ variable "artifact_noncurrent_days" {
   }
 }
 
+variable "artifact_access_log_retention_days" {
+  description = "Days the artifact bucket's server access logs are kept (who read or replaced a deployment package)."
+  type        = number
+  default     = 400
+
+  validation {
+    condition     = var.artifact_access_log_retention_days >= 90
+    error_message = "Keep the artifact bucket's access logs at least 90 days."
+  }
+}
+
 variable "artifacts_force_destroy" {
   description = "Allow destroying the artifact bucket with its objects (never for prod)."
   type        = bool
