@@ -1,0 +1,20 @@
+# Proofs that can fail (issue 12): controls as data, each control removed and its proofs required to fail; the
+# threat model as code; mutation testing. Included by the top-level Makefile.
+
+PROVE_ONLY ?=
+PROVE_JOBS ?= 2
+export PROVE_JOBS
+
+.PHONY: prove-controls security-docs controls-check
+
+prove-controls: install checkov-install ## Remove each control in a scratch copy (security/controls.yaml); its proofs must fail
+	@$(BIN)/python scripts/prove_controls.py prove $(if $(PROVE_ONLY),--only $(PROVE_ONLY))
+
+security-docs: install ## Regenerate SECURITY.md's controls table from security/controls.yaml
+	@$(BIN)/python scripts/prove_controls.py docs
+
+controls-check: install ## security/controls.yaml is valid, every mutation applies, SECURITY.md is up to date
+	@$(BIN)/python scripts/prove_controls.py check
+	@$(BIN)/python scripts/prove_controls.py docs --check
+
+TEST_STEPS += prove-controls
