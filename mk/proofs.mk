@@ -18,3 +18,11 @@ controls-check: install ## security/controls.yaml is valid, every mutation appli
 	@$(BIN)/python scripts/prove_controls.py docs --check
 
 TEST_STEPS += prove-controls
+
+.PHONY: threat-model
+PYTM_IMAGES = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/pytm/images))
+threat-model: install ## Regenerate docs/threat-model.{dot,md} from security/threat_model.py (pytm); render the PNG (needs Graphviz)
+	@$(BIN)/python security/threat_model.py
+	@command -v dot >/dev/null || { echo "==> [threat-model] Graphviz missing (apt-get install graphviz): PNG not rendered"; exit 1; }
+	@dot -Tpng -Gdpi=80 -Gimagepath=$(PYTM_IMAGES) docs/threat-model.dot -o docs/threat-model.png
+	@echo "==> [threat-model] docs/threat-model.png"
