@@ -26,3 +26,7 @@ threat-model: install ## Regenerate docs/threat-model.{dot,md} from security/thr
 	@command -v dot >/dev/null || { echo "==> [threat-model] Graphviz missing (apt-get install graphviz): PNG not rendered"; exit 1; }
 	@dot -Tpng -Gdpi=80 -Gimagepath=$(PYTM_IMAGES) docs/threat-model.dot -o docs/threat-model.png
 	@echo "==> [threat-model] docs/threat-model.png"
+
+.PHONY: mutation
+mutation: install ## Mutation testing (cosmic-ray, pinned in the dev lock) in a scratch copy; writes docs/mutation.md
+	@$(BIN)/python scripts/mutation.py

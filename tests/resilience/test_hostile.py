@@ -111,15 +111,12 @@ def test_tampered_and_replayed_cursors(stack: Stack) -> None:
         )
         for i in range(5)
     )
-    import time  # noqa: PLC0415
 
-    deadline = time.monotonic() + 30
-    while True:
+    def first_page() -> Any:
         status, _, page = raw_get(stack, f"/v1/events?source={source}&limit=2")
-        if (status == 200 and page["next_cursor"]) or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    cursor = page["next_cursor"]
+        return page if status == 200 and page["next_cursor"] else None
+
+    cursor = wait_until(first_page, timeout=120, interval=0.2)["next_cursor"]
     assert cursor
     body_b64, mac = cursor.split(".")
     decoded = json.loads(base64.urlsafe_b64decode(body_b64 + "=" * (-len(body_b64) % 4)))
