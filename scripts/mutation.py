@@ -29,7 +29,8 @@ PYTEST = "python -m pytest -x -q -p no:cacheprovider --no-cov -o addopts="
 # Module -> the tests that should kill its mutants (unit first; integration runs only if the unit tests pass).
 TESTS = {
     "src/rampart/api/cursor.py": (
-        f"{PYTEST} tests/unit/test_cursor.py tests/unit/test_cursor_edges.py && {PYTEST} tests/integration/test_api_handler.py -k cursor"
+        f"{PYTEST} tests/unit/test_cursor.py tests/unit/test_cursor_edges.py"
+        f" && {PYTEST} tests/integration/test_api_handler.py -k cursor"
     ),
 }
 TIMEOUT_S = 120.0
