@@ -79,7 +79,7 @@ test: install ## Every test and gate (what CI runs)
 	cat build/test-summary.txt
 
 clean: ## Remove build artefacts (keeps .venv)
-	rm -rf build dist .pytest.out .coverage .coverage.json .mypy_cache .ruff_cache
+	rm -rf build dist .pytest.out .coverage .coverage.* .coverage.json .mypy_cache .ruff_cache
 
 # checkov pins old boto3/packaging/networkx, so it gets its own hash-pinned virtualenv.
 CHECKOV_VENV := .venv-checkov

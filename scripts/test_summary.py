@@ -22,6 +22,9 @@ def main(pytest_out: str, coverage_json: str) -> int:
         f"{counts['skipped']} skipped); line coverage of src/rampart: {cov['percent_covered_display']}% "
         f"({cov['covered_lines']}/{cov['num_statements']} lines)"
     )
+    if cov.get("num_branches"):
+        branches = 100.0 * cov["covered_branches"] / cov["num_branches"]
+        line += f"; branch coverage: {branches:.0f}% ({cov['covered_branches']}/{cov['num_branches']} branches)"
     print(line)
     out = Path("build") / "test-summary.txt"
     out.parent.mkdir(exist_ok=True)

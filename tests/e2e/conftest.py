@@ -15,9 +15,10 @@ from rampart.client import RampartClient
 from rampart.local.gateway import ApiKey, UsagePlan
 from rampart.local.stack import Stack, StackConfig
 
-# A generous key for most tests, one with a tiny burst to reach 429 quickly, one with a daily quota of 3.
+# A generous key for most tests, one with a tiny burst and a slow refill to reach 429 quickly, one with a daily
+# quota of 3.
 MAIN_PLAN = UsagePlan(rate=1000, burst=2000)
-LIMITED_PLAN = UsagePlan(rate=2, burst=5)
+LIMITED_PLAN = UsagePlan(rate=0.1, burst=5)  # one token back every 10 s: no race with the refill
 QUOTA_PLAN = UsagePlan(rate=100, burst=100, quota_per_day=3)
 
 

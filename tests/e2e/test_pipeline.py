@@ -35,9 +35,9 @@ def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict
             return exc.code, dict(exc.headers), exc.read()
 
 
-def test_published_event_is_readable_through_the_gateway_within_seconds(stack: Stack, client: RampartClient) -> None:
+def test_published_event_is_readable_through_the_gateway(stack: Stack, client: RampartClient) -> None:
+    # How fast is measured by bench/ (docs/benchmarks.md), never asserted here: a loaded machine is slow, not wrong.
     sent = event(unique_source("e2e-fresh"), order="A-1", amount_cents=1999)
-    started = time.monotonic()
     result = stack.publish([body(sent)])
     assert result.sent == 1
 
@@ -49,13 +49,11 @@ def test_published_event_is_readable_through_the_gateway_within_seconds(stack: S
                 raise
             return None
 
-    got = wait_until(fetch, timeout=5)
-    elapsed = time.monotonic() - started
+    got = wait_until(fetch, timeout=120)
     assert str(got.event_id) == sent["event_id"]
     assert (got.source, got.type, got.payload) == (sent["source"], sent["type"], sent["payload"])
     assert got.occurred_at == dt.datetime.fromisoformat(sent["occurred_at"])
     assert got.received_at >= got.occurred_at
-    assert elapsed < 5
     # The same event through the list route, filtered by its source.
     listed = list(client.list_events(source=sent["source"]))
     assert [str(e.event_id) for e in listed] == [sent["event_id"]]
@@ -73,11 +71,11 @@ def test_poison_messages_go_to_the_dlq_with_their_reason_and_the_rest_of_the_bat
     assert len(bodies) == 10  # one SNS PublishBatch, so the ten arrive together and share a batch
     assert stack.publish(bodies).sent == 10
 
-    wait_until(lambda: admin_count(source) == len(good), timeout=10)
+    wait_until(lambda: admin_count(source) == len(good), timeout=120)
     assert stack.resources is not None
     sqs = stack.client("sqs")
     reasons: dict[str, str] = {}
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120
     while len(reasons) < 2 and time.monotonic() < deadline:
         answer = sqs.receive_message(
             QueueUrl=stack.resources.dlq_url,
@@ -124,23 +122,19 @@ def test_requests_without_a_valid_key_are_refused_like_api_gateway(stack: Stack,
 
 
 def test_past_the_burst_requests_get_429_then_service_resumes(stack: Stack, keys: dict[str, ApiKey]) -> None:
-    limited = keys["limited"]  # rate 2/s, burst 5
+    # The limited plan refills one token every 10 s (tests/e2e/conftest.py): the request right after the burst is
+    # throttled however slow the machine is, and the refill itself is tested with a fake clock in
+    # tests/unit/test_local_gateway.py. Here: the burst passes, the next request gets API Gateway's 429, another
+    # key is unaffected, and the throttled key is served again once a token is back (polled, not slept).
+    limited = keys["limited"]
     headers = {"x-api-key": limited.value}
-    statuses = []
-    bodies = []
-    for _ in range(limited.plan.burst + 4):
-        status, _, raw = http_get(stack.api_url + "/health", headers)
-        statuses.append(status)
-        bodies.append(raw)
-    assert statuses[: limited.plan.burst] == [200] * limited.plan.burst
-    throttled = [b for s, b in zip(statuses, bodies, strict=True) if s == 429]
-    assert len(throttled) >= 3
-    assert all(json.loads(b) == {"message": "Too Many Requests"} for b in throttled)
-    time.sleep(1.0 / limited.plan.rate + 0.2)  # one token back
-    status, _, raw = http_get(stack.api_url + "/health", headers)
-    assert status == 200, raw
-    # Another key is not affected by this key's throttling.
+    statuses = [http_get(stack.api_url + "/health", headers)[0] for _ in range(limited.plan.burst)]
+    assert statuses == [200] * limited.plan.burst
+    status, resp_headers, raw = http_get(stack.api_url + "/health", headers)
+    assert (status, json.loads(raw)) == (429, {"message": "Too Many Requests"})
+    assert resp_headers["x-amzn-ErrorType"] == "TooManyRequestsException"
     assert http_get(stack.api_url + "/health", {"x-api-key": keys["main"].value})[0] == 200
+    wait_until(lambda: http_get(stack.api_url + "/health", headers)[0] == 200, timeout=120, interval=0.5)
 
 
 def test_the_daily_quota_ends_in_limit_exceeded(stack: Stack, keys: dict[str, ApiKey]) -> None:
@@ -168,21 +162,25 @@ def test_the_client_iterates_every_page_without_duplicate_or_gap_while_events_ar
 
     first = spread(400, 0)
     assert stack.publish([body(e) for e in first]).sent == len(first)
-    wait_until(lambda: admin_count(source) == len(first), timeout=20)
+    wait_until(lambda: admin_count(source) == len(first), timeout=120)
 
     second = spread(400, 3)
     publisher = threading.Thread(target=lambda: stack.publish([body(e) for e in second], rate=400))
     seen: list[tuple[dt.datetime, uuid.UUID]] = []
     stored_before = admin_count(source)
-    publisher.start()
     pages = 0
     try:
         for page in client.pages(source=source, page_size=20):
             pages += 1
             seen.extend((e.occurred_at, e.event_id) for e in page.items)
-            time.sleep(0.03)  # a reader slower than the writer: ingestion happens between pages
+            if pages == 1:
+                # Ingestion happens between pages by construction (not by timing): after the first page, wait
+                # until some of the second set is stored, then read on while the rest arrives.
+                publisher.start()
+                wait_until(lambda: admin_count(source) > stored_before, timeout=120)
     finally:
-        publisher.join(30)
+        if publisher.is_alive() or pages >= 1:
+            publisher.join(300)
     stored_during = admin_count(source) - stored_before
     assert stored_during > 0, "nothing was ingested while the client paged: the test proved nothing"
 
@@ -195,6 +193,6 @@ def test_the_client_iterates_every_page_without_duplicate_or_gap_while_events_ar
     assert pages >= len(first) // 20
 
     # Once ingestion is over, a fresh walk sees every event exactly once.
-    wait_until(lambda: admin_count(source) == len(first) + len(second), timeout=20)
+    wait_until(lambda: admin_count(source) == len(first) + len(second), timeout=120)
     final = [e.event_id for e in client.list_events(source=source, page_size=77)]
     assert len(final) == len(set(final)) == len(first) + len(second)

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import pytest
 
 from rampart.local.stack import Stack
+from tests.e2e.conftest import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -110,15 +111,12 @@ def test_tampered_and_replayed_cursors(stack: Stack) -> None:
         )
         for i in range(5)
     )
-    import time  # noqa: PLC0415
 
-    deadline = time.monotonic() + 30
-    while True:
+    def first_page() -> Any:
         status, _, page = raw_get(stack, f"/v1/events?source={source}&limit=2")
-        if (status == 200 and page["next_cursor"]) or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    cursor = page["next_cursor"]
+        return page if status == 200 and page["next_cursor"] else None
+
+    cursor = wait_until(first_page, timeout=120, interval=0.2)["next_cursor"]
     assert cursor
     body_b64, mac = cursor.split(".")
     decoded = json.loads(base64.urlsafe_b64decode(body_b64 + "=" * (-len(body_b64) % 4)))
@@ -157,15 +155,39 @@ def test_keys_are_required_and_never_leak(stack: Stack) -> None:
 
 
 def test_no_secret_in_any_log_line(stack: Stack) -> None:
-    """Runs last in this module: after every hostile request above, scan every log the stack wrote."""
+    """Every log the stack writes, PostgreSQL's server log included, after traffic that touches every secret.
+
+    The test makes its own traffic (it does not rely on running after the other tests of this module): requests
+    with the right key, a wrong key and a key-like value in a parameter; cursors; an event with a poison record.
+    """
     assert stack.postgres is not None
+    key = stack.api_key.value
+    for target, with_key in (
+        ("/v1/health", key),
+        ("/v1/events?limit=1", key),
+        (f"/v1/events?source={quote(key)}", key),  # a key where a parameter goes: refused, never echoed
+        ("/v1/health", key + "x"),
+        ("/v1/nothing", key),
+    ):
+        raw_get(stack, target, key=with_key)
+    stack.publish([json.dumps({"event_id": "x", "password": stack.postgres.passwords["rampart_ingest"]})])
+    import uuid  # noqa: PLC0415
+
+    source = f"logscan-{uuid.uuid4().hex[:8]}"
+    stack.publish(
+        json.dumps({"event_id": str(uuid.uuid4()), "source": source, "type": "log.scan",
+                    "occurred_at": f"2026-01-01T00:00:0{i}Z", "payload": {}})
+        for i in range(3)
+    )  # fmt: skip
+    wait_until(lambda: raw_get(stack, f"/v1/events?source={source}&limit=2")[2].get("next_cursor"), timeout=60)
     secrets = {
         *stack.postgres.passwords.values(),
         *(k.value for k in stack.config.api_keys),
         stack.cursor_key,
     }
-    logs = [p for p in Path(stack.logs_dir).rglob("*") if p.is_file()]
-    assert logs, "the stack wrote no logs to scan"
+    postgres_log = stack.postgres.pgdata.parent / "postgres.log"
+    assert postgres_log.is_file(), "PostgreSQL's server log is not where the stack puts it"
+    logs = [p for p in Path(stack.logs_dir).rglob("*") if p.is_file()] + [postgres_log]
     scanned = 0
     for path in logs:
         for line in path.read_text(encoding="utf-8", errors="replace").splitlines():

@@ -242,6 +242,7 @@ resource "aws_api_gateway_deployment" "this" {
       aws_api_gateway_resource.health.id,
       [for route, method in aws_api_gateway_method.get : [route, method.id, method.api_key_required, method.request_parameters]],
       [for route, integration in aws_api_gateway_integration.get : [route, integration.id, integration.uri]],
+      [for type, response in aws_api_gateway_gateway_response.security_headers : [type, response.id, response.response_parameters]],
     ]))
   }
 

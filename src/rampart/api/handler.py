@@ -46,7 +46,7 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Resource-Policy": "same-origin",
-    "Permissions-Policy": "()",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 _ERRORS = {400: "Invalid request", 404: "Not found", 503: "Database unavailable (retry after Retry-After)"}
 # Answered by API Gateway itself, before the Lambda: a missing or unknown key, and usage-plan throttling.

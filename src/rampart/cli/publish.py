@@ -80,7 +80,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--count",
         type=positive_int,
-        default=int(env_or("RAMPART_PUBLISH_COUNT", "100")),
+        default=env_or("RAMPART_PUBLISH_COUNT", "100"),  # a string: argparse applies `type`
         help="number of generated sample events (env RAMPART_PUBLISH_COUNT; 100)",
     )
     p.add_argument(
@@ -91,7 +91,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--rate",
         type=non_negative_float,
-        default=float(env_or("RAMPART_PUBLISH_RATE", "0")),
+        default=env_or("RAMPART_PUBLISH_RATE", "0"),
         help="messages per second, 0 for as fast as possible (env RAMPART_PUBLISH_RATE; 0)",
     )
     p.add_argument(
