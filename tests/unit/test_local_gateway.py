@@ -469,6 +469,20 @@ def test_malformed_framing_is_refused_with_a_json_4xx_that_echoes_nothing(
     assert _responses(_raw(server.port, GOOD + b"Connection: close\r\n\r\n"))[0][0] == 200
 
 
+def test_a_request_head_cut_off_by_the_end_of_the_stream_is_not_served(
+    served: tuple[GatewayServer, Recorder],
+) -> None:
+    server, handler = served
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(GOOD)  # no empty line after the headers
+        sock.shutdown(socket.SHUT_WR)
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    assert [a[0] for a in _responses(raw)] == [400]
+    assert handler.events == []
+
+
 @pytest.mark.parametrize("length", [b"5", b" 5", b"5 ", b"\t5\t", b"005"])
 def test_a_well_formed_content_length_is_read_exactly(served: tuple[GatewayServer, Recorder], length: bytes) -> None:
     server, handler = served

@@ -181,9 +181,11 @@ class LambdaWorkerPool:
             raise WorkerStartError(f"the handler's init phase failed ({message[1:].decode(errors='replace')})")
 
     def _discard(self, worker: _Worker) -> None:
-        """Kill one environment (it overran, died or failed) and forget it."""
+        """Kill one environment (it overran, died or failed) and forget it (unless :meth:`close` took it)."""
         with self._lock:
-            self._all.pop(worker.number, None)
+            owned = self._all.pop(worker.number, None) is not None
+        if not owned:
+            return
         with contextlib.suppress(OSError):
             worker.conn.close()
         if worker.process.is_alive():
@@ -232,6 +234,8 @@ class LambdaWorkerPool:
             if worker.process.is_alive():
                 worker.process.kill()
                 worker.process.join(5)
+            with contextlib.suppress(ValueError):
+                worker.process.close()
 
     def pids(self) -> list[int]:
         with self._lock:
