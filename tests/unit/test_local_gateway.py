@@ -436,6 +436,7 @@ SMUGGLED = b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n"
         (b"GET /v1/health HTTP/1.1\r\nX-A: 1\r\n Content-Length: 37\r\n\r\n" + SMUGGLED, 400, "Bad Request"),
         (b"GET /v1/health HTTP/1.1\r\nno colon here\r\nContent-Length: 37\r\n\r\n" + SMUGGLED, 400, "Bad Request"),
         (b"GET /v1/health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "Bad Request"),
+        (b"GET /v1/health HTTP/1.1\r\n Content-Length: 37\r\n\r\n" + SMUGGLED, 400, "Bad Request"),
         (b"GET /v1/health HTTP/1.1\r\nContent-Length: 10\r\n\r\nshort", 400, "Bad Request"),  # then closes
         (b"BREW /v1/<script> HTTP/1.1\r\n\r\n", 403, "Missing Authentication Token"),
     ],
@@ -481,6 +482,14 @@ def test_a_request_head_cut_off_by_the_end_of_the_stream_is_not_served(
             raw += chunk
     assert [a[0] for a in _responses(raw)] == [400]
     assert handler.events == []
+
+
+def test_mime_oddities_are_not_framing_errors(served: tuple[GatewayServer, Recorder]) -> None:
+    # The header parser is an e-mail parser: a multipart type without a boundary is a MIME defect, not HTTP's.
+    server, handler = served
+    raw = _raw(server.port, GOOD + b"Content-Type: multipart/form-data\r\nContent-Length: 2\r\n\r\n{}")
+    assert [a[0] for a in _responses(raw)] == [200]
+    assert handler.events[0]["body"] == "{}"
 
 
 @pytest.mark.parametrize("length", [b"5", b" 5", b"5 ", b"\t5\t", b"005"])

@@ -35,6 +35,7 @@ import argparse
 import base64
 import contextlib
 import datetime as dt
+import email.errors
 import hashlib
 import http
 import json
@@ -723,6 +724,9 @@ def _read_exactly(stream: Any, length: int) -> bytes | None:
     return b"".join(chunks)
 
 
+_HEAD_DEFECTS = (email.errors.MissingHeaderBodySeparatorDefect, email.errors.FirstHeaderLineIsContinuationDefect)
+
+
 class _LastLine:
     """Remembers the last line read from the request head."""
 
@@ -780,9 +784,12 @@ class _RequestHandler(WSGIRequestHandler):
         environ = super().make_environ()
         # werkzeug folds repeated headers (and keeps only the last Content-Length): the gateway needs them as sent.
         message = self.headers
-        payload = message.get_payload()
+        # A line the parser could not read as a header ends the header block early (the rest, Content-Length
+        # perhaps, becomes "payload"); a first line that continues nothing is another. MIME defects of the
+        # email parser (a multipart type without boundary, say) say nothing about HTTP framing.
+        malformed = any(isinstance(d, _HEAD_DEFECTS) for d in message.defects) or bool(message.get_payload())
         environ["rampart.headers"] = list(message.items())
-        environ["rampart.malformed_headers"] = bool(message.defects) or bool(payload)
+        environ["rampart.malformed_headers"] = malformed
         environ["rampart.target"] = self.path
         environ["rampart.started"] = getattr(self, "_started", time.monotonic())
         environ["rampart.server"] = self.server
