@@ -744,6 +744,7 @@ class _RequestHandler(WSGIRequestHandler):
 
     protocol_version = "HTTP/1.1"
     timeout = IDLE_TIMEOUT_S
+    disable_nagle_algorithm = True  # the head and the body go out in two writes: never hold the second back
     server: GatewayServer
 
     def version_string(self) -> str:
