@@ -431,6 +431,8 @@ SMUGGLED = b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n"
         (b"GET /v1/health HTTP/1.1\r\nContent-Length: 5_0\r\n\r\nhello", 400, "Bad Request"),
         (b"GET /v1/health HTTP/1.1\r\nContent-Length: \xd9\xa5\r\n\r\nhello", 400, "Bad Request"),  # Arabic 5
         (b"GET /v1/health HTTP/1.1\r\nContent-Length: 5\x0b\r\n\r\nhello", 400, "Bad Request"),
+        (b"GET /v1/health HTTP/1.1\r\nContent-Length: \xa05\r\n\r\nhello", 400, "Bad Request"),  # NBSP: int() takes it
+        (b"GET /v1/health HTTP/1.1\r\nContent-Length: \x0c5\r\n\r\nhello", 400, "Bad Request"),
         (b"GET /v1/health HTTP/1.1\r\nContent-Length:\r\n\r\n", 400, "Bad Request"),
         (b"GET /v1/health HTTP/1.1\r\nContent-Length : 37\r\n\r\n" + SMUGGLED, 400, "Bad Request"),
         (b"GET /v1/health HTTP/1.1\r\nX-A: 1\r\n Content-Length: 37\r\n\r\n" + SMUGGLED, 400, "Bad Request"),
