@@ -1,4 +1,6 @@
-"""The local API gateway: token bucket, daily quota, key checks, routing and the REST proxy event it builds."""
+"""The local API gateway: usage plans, key checks, routing and the REST proxy event it builds (in-process), then
+over a real socket: strict HTTP framing, bounded connections, the security headers on its own answers, worker
+processes (one invocation per execution environment, timeouts, crashes) and Lambda's 6 MB response limit."""
 
 from __future__ import annotations
 
@@ -6,21 +8,32 @@ import datetime as dt
 import http.client
 import json
 import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from rampart.api.openapi import openapi_json
+from rampart.keys import UsagePlan
 from rampart.local.gateway import (
+    GATEWAY_RESPONSE_HEADERS,
+    ActiveKey,
     ApiGateway,
     ApiKey,
     GatewayRequest,
+    GatewayServer,
+    RefreshingKeys,
+    StaticKeys,
     TokenBucket,
-    UsagePlan,
     UsagePlanLimiter,
+    request_framing,
     routes_from_openapi,
     start_in_thread,
 )
+from rampart.local.workers import MAX_RESPONSE_PAYLOAD_BYTES, LambdaWorkerPool, ThreadInvoker, WorkerStartError
 
 
 class Clock:
@@ -31,6 +44,18 @@ class Clock:
         return self.now
 
 
+def wait_until(condition: Any, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s")
+        time.sleep(0.02)
+
+
+# -- usage plans -------------------------------------------------------------------------------------------------------
 def test_token_bucket_allows_the_burst_then_refills_at_the_rate() -> None:
     clock = Clock()
     bucket = TokenBucket(rate=2.0, burst=5, clock=clock)
@@ -46,31 +71,38 @@ def test_token_bucket_allows_the_burst_then_refills_at_the_rate() -> None:
 
 def test_usage_plan_throttles_each_key_separately() -> None:
     clock = Clock()
-    a, b = ApiKey("a", "a" * 20, plan=UsagePlan(rate=1, burst=2)), ApiKey("b", "b" * 20, plan=UsagePlan(1, 2))
-    limiter = UsagePlanLimiter([a, b], clock=clock)
-    assert [limiter.admit("a") for _ in range(3)] == ["ok", "ok", "throttled"]
-    assert limiter.admit("b") == "ok"
+    plan = UsagePlan(rate=1, burst=2)
+    limiter = UsagePlanLimiter(clock=clock)
+    assert [limiter.admit("a", plan) for _ in range(3)] == ["ok", "ok", "throttled"]
+    assert limiter.admit("b", plan) == "ok"
+
+
+def test_a_changed_plan_takes_effect_for_the_key() -> None:
+    clock = Clock()
+    limiter = UsagePlanLimiter(clock=clock)
+    assert [limiter.admit("a", UsagePlan(rate=1, burst=1)) for _ in range(2)] == ["ok", "throttled"]
+    assert limiter.admit("a", UsagePlan(rate=1, burst=5)) == "ok"
 
 
 def test_daily_quota_counts_admitted_requests_and_resets_at_utc_midnight() -> None:
     clock = Clock()
     wall = Clock(dt.datetime(2026, 3, 1, 23, 59, 58, tzinfo=dt.UTC).timestamp())
-    key = ApiKey("q", "q" * 20, plan=UsagePlan(rate=1000, burst=1000, quota_per_day=3))
-    limiter = UsagePlanLimiter([key], clock=clock, wall_clock=wall)
-    assert [limiter.admit("q") for _ in range(5)] == ["ok", "ok", "ok", "quota", "quota"]
+    plan = UsagePlan(rate=1000, burst=1000, quota_per_day=3)
+    limiter = UsagePlanLimiter(clock=clock, wall_clock=wall)
+    assert [limiter.admit("q", plan) for _ in range(5)] == ["ok", "ok", "ok", "quota", "quota"]
     wall.now += 3  # 00:00:01 the next day
-    assert [limiter.admit("q") for _ in range(4)] == ["ok", "ok", "ok", "quota"]
+    assert [limiter.admit("q", plan) for _ in range(4)] == ["ok", "ok", "ok", "quota"]
 
 
 def test_throttled_requests_do_not_use_the_quota() -> None:
     clock = Clock()
-    key = ApiKey("q", "q" * 20, plan=UsagePlan(rate=1, burst=1, quota_per_day=2))
-    limiter = UsagePlanLimiter([key], clock=clock)
-    assert [limiter.admit("q") for _ in range(3)] == ["ok", "throttled", "throttled"]
+    plan = UsagePlan(rate=1, burst=1, quota_per_day=2)
+    limiter = UsagePlanLimiter(clock=clock)
+    assert [limiter.admit("q", plan) for _ in range(3)] == ["ok", "throttled", "throttled"]
     clock.now += 1
-    assert limiter.admit("q") == "ok"
+    assert limiter.admit("q", plan) == "ok"
     clock.now += 1
-    assert limiter.admit("q") == "quota"
+    assert limiter.admit("q", plan) == "quota"
 
 
 def test_routes_come_from_the_openapi_document() -> None:
@@ -79,18 +111,86 @@ def test_routes_come_from_the_openapi_document() -> None:
     assert all(r.methods == frozenset({"GET"}) for r in routes)
 
 
+# -- keys held in API Gateway: re-read, never cached for long ----------------------------------------------------------
+class KeyTable:
+    """What API Gateway holds (the loader of RefreshingKeys reads it); counts the reads."""
+
+    def __init__(self, *keys: ActiveKey) -> None:
+        self.keys = list(keys)
+        self.reads = 0
+        self.fail = False
+
+    def __call__(self) -> list[ActiveKey]:
+        self.reads += 1
+        if self.fail:
+            raise ConnectionError("emulator down")
+        return list(self.keys)
+
+
+PLAN = UsagePlan(rate=100, burst=100)
+
+
+def test_a_new_key_is_accepted_at_once_and_a_removed_key_stops_within_the_refresh() -> None:
+    table = KeyTable(ActiveKey("k1", "v" * 20, PLAN))
+    keys = RefreshingKeys(table, refresh_s=0.05).start()
+    try:
+        assert keys.authorize("v" * 20) is not None
+        assert keys.authorize("w" * 20) is None
+        table.keys.append(ActiveKey("k2", "w" * 20, PLAN))
+        # An unknown value makes the gateway read the keys again before answering: no wait for the next refresh.
+        found = keys.authorize("w" * 20)
+        assert found is not None and found.key_id == "k2"
+        table.keys = [k for k in table.keys if k.key_id != "k1"]  # revoked
+        wait_until(lambda: keys.authorize("v" * 20) is None, timeout=10)
+    finally:
+        keys.close()
+
+
+def test_without_reads_the_keys_expire_and_nothing_is_accepted() -> None:
+    clock = Clock(0.0)
+    table = KeyTable(ActiveKey("k1", "v" * 20, PLAN))
+    keys = RefreshingKeys(table, refresh_s=0.02, max_stale_s=30, clock=clock, miss_wait_s=0.5).start()
+    try:
+        table.fail = True
+        clock.now = 29.0
+        assert keys.authorize("v" * 20) is not None  # last good read, still fresh enough
+        clock.now = 31.0
+        assert keys.authorize("v" * 20) is None  # fail closed
+    finally:
+        keys.close()
+
+
+def test_a_flood_of_unknown_keys_does_not_flood_the_emulator() -> None:
+    table = KeyTable(ActiveKey("k1", "v" * 20, PLAN))
+    keys = RefreshingKeys(table, refresh_s=10, min_gap_s=0.1).start()
+    try:
+        started = time.monotonic()
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(lambda i: keys.authorize(f"unknown-{i:020d}"), range(200)))
+        elapsed = time.monotonic() - started
+        assert answers == [None] * 200
+        # Each read serves every request that arrived before it started: at most one read per min_gap.
+        assert table.reads <= 2 + elapsed / 0.1
+    finally:
+        keys.close()
+
+
+# -- the gateway in-process --------------------------------------------------------------------------------------------
 class Recorder:
     """Stands in for the Lambda function in these unit tests: records the event, answers as told."""
 
-    def __init__(self, answer: Any = None, error: Exception | None = None) -> None:
+    def __init__(self, answer: Any = None, error: Exception | None = None, delay: float = 0.0) -> None:
         self.events: list[dict[str, Any]] = []
         self.contexts: list[Any] = []
         self.answer = answer if answer is not None else {"statusCode": 200, "headers": {}, "body": "{}"}
         self.error = error
+        self.delay = delay
 
     def __call__(self, event: dict[str, Any], context: Any) -> Any:
         self.events.append(event)
         self.contexts.append(context)
+        if self.delay:
+            time.sleep(self.delay)
         if self.error:
             raise self.error
         return self.answer
@@ -99,8 +199,10 @@ class Recorder:
 KEY = ApiKey("abc123defg", "the-right-key-0123456789", "main", UsagePlan(rate=100, burst=100))
 
 
-def gateway(handler: Recorder, keys: list[ApiKey] | None = None) -> ApiGateway:
-    return ApiGateway(handler, keys or [KEY], openapi_json(), stage="local", integration_timeout_s=2)
+def gateway(handler: Recorder, keys: list[ApiKey] | None = None, timeout: float = 2) -> ApiGateway:
+    return ApiGateway(
+        ThreadInvoker(handler), StaticKeys(keys or [KEY]), openapi_json(), stage="local", integration_timeout_s=timeout
+    )
 
 
 def get(gw: ApiGateway, target: str, **headers: str) -> tuple[int, dict[str, str], Any]:
@@ -115,6 +217,7 @@ def test_missing_wrong_or_repeated_key_is_forbidden_and_never_reaches_the_functi
     try:
         assert get(gw, "/v1/events")[0::2] == (403, {"message": "Forbidden"})
         assert get(gw, "/v1/events", **{"x-api-key": "nope"})[0] == 403
+        assert get(gw, "/v1/events", **{"x-api-key": ""})[0] == 403
         repeated = GatewayRequest("GET", "/v1/events", [("x-api-key", KEY.value), ("X-Api-Key", KEY.value)])
         assert gw.handle(repeated).status == 403
         assert handler.events == []
@@ -172,20 +275,29 @@ def test_the_rest_proxy_event_has_the_api_gateway_v1_shape() -> None:
         gw.close()
 
 
-def test_function_errors_and_malformed_responses_are_502_and_headers_cannot_be_split() -> None:
-    for handler in (
+@pytest.mark.parametrize(
+    "handler",
+    [
         Recorder(error=RuntimeError("boom")),
         Recorder(answer={"statusCode": "200"}),
+        Recorder(answer={"statusCode": True}),
         Recorder(answer={"statusCode": 200, "body": 42}),
         Recorder(answer={"statusCode": 200, "headers": {"X-Evil": "a\r\nSet-Cookie: x=1"}, "body": ""}),
+        Recorder(answer={"statusCode": 200, "headers": {"Bad Name": "x"}, "body": ""}),
+        Recorder(answer={"statusCode": 200, "headers": {"X-Wide": "\u2603"}, "body": ""}),
+        Recorder(answer={"statusCode": 200, "body": "x", "extra": {1, 2}}),  # not JSON: the runtime's MarshalError
         Recorder(answer=["not", "a", "dict"]),
-    ):
-        gw = gateway(handler)
-        try:
-            status, _, body = get(gw, "/v1/health", **{"x-api-key": KEY.value})
-            assert (status, body) == (502, {"message": "Internal server error"})
-        finally:
-            gw.close()
+    ],
+    ids=["raises", "status-text", "status-bool", "body-int", "crlf", "bad-name", "non-latin1", "set", "list"],
+)
+def test_function_errors_and_malformed_responses_are_502_and_headers_cannot_be_split(handler: Recorder) -> None:
+    gw = gateway(handler)
+    try:
+        status, headers, body = get(gw, "/v1/health", **{"x-api-key": KEY.value})
+        assert (status, body) == (502, {"message": "Internal server error"})
+        assert headers["x-amzn-ErrorType"] == "InternalServerErrorException"
+    finally:
+        gw.close()
 
 
 def test_the_functions_response_is_passed_through() -> None:
@@ -233,17 +345,33 @@ def test_the_openapi_document_is_served_without_a_key() -> None:
         gw.close()
 
 
-def test_key_values_and_plans_survive_the_trip_through_the_environment() -> None:
-    key = ApiKey.generate("x", UsagePlan(rate=3, burst=4, quota_per_day=5))
-    assert ApiKey.from_json(json.loads(json.dumps(key.to_json()))) == key
-    assert len(key.key_id) == 10 and len(key.value) >= 20
-    assert key.value not in repr(key)
-    with pytest.raises(ValueError, match="rate"):
-        UsagePlan(rate=0)
+def test_the_security_headers_have_valid_values() -> None:
+    assert GATEWAY_RESPONSE_HEADERS["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    assert GATEWAY_RESPONSE_HEADERS["X-Frame-Options"] == "DENY"
+    # Permissions-Policy is a structured-field dictionary: feature=(allowlist); "()" alone is not valid.
+    import re  # noqa: PLC0415
+
+    items = [i.strip() for i in GATEWAY_RESPONSE_HEADERS["Permissions-Policy"].split(",")]
+    assert items and all(re.fullmatch(r"[a-z-]+=\(\)", i) for i in items)
 
 
-def _raw(port: int, data: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+# -- over a real socket ------------------------------------------------------------------------------------------------
+@pytest.fixture
+def served() -> Iterator[tuple[GatewayServer, Recorder]]:
+    handler = Recorder()
+    gw = gateway(handler)
+    server, thread = start_in_thread(gw)
+    try:
+        yield server, handler
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+        gw.close()
+
+
+def _raw(port: int, data: bytes, timeout: float = 10) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(data)
         out = b""
         while chunk := sock.recv(65536):
@@ -251,47 +379,374 @@ def _raw(port: int, data: bytes) -> bytes:
     return out
 
 
+def _responses(raw: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+    """Every HTTP response in ``raw`` (Content-Length framed)."""
+    out = []
+    while raw:
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        length = int(headers.get("content-length", "0"))
+        out.append((status, headers, rest[:length]))
+        raw = rest[length:]
+    return out
+
+
+GOOD = f"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: {KEY.value}\r\n".encode()
+SMUGGLED = b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
 @pytest.mark.parametrize(
     ("request_bytes", "status", "message"),
     [
         (b"GARBAGE\r\n\r\n", 400, "Bad Request"),
+        (b"GET /v1/health\r\n\r\n", 400, "Bad Request"),  # HTTP/0.9: no status line would come back
+        (b"GET /v1/health HTTP/2.0\r\n\r\n", 400, "Bad Request"),  # http.server alone says 505
+        (b"GET /v1/health HTTP/1.1 extra\r\n\r\n", 400, "Bad Request"),
+        (b"GET  /v1/health HTTP/1.1\r\n\r\n", 400, "Bad Request"),
+        (b"GET http://[::1/v1/health HTTP/1.1\r\n\r\n", 400, "Bad Request"),
         (b"GET /v1/health HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", 413, "Request Too Long"),
+        (b"GET /v1/health HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", 413, "Request Too Long"),
         (b"GET /v1/health HTTP/1.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n", 431, "Request Header Fields Too Large"),
-        (b"GET /v1/health HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 411, "Length Required"),
+        (b"GET /v1/health HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411, "Length Required"),
+        (b"GET /v1/health HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 400, "Bad Request"),
+        (b"GET /v1/health HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n", 400, "Bad Request"),
+        (
+            b"GET /v1/health HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n\r\n0\r\n\r\n",
+            400,
+            "Bad Request",
+        ),
+        (
+            b"GET /v1/health HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            400,
+            "Bad Request",
+        ),
+        (b"GET /v1/health HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 37\r\n\r\n" + SMUGGLED, 400, "Bad Request"),
+        (b"GET /v1/health HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", 400, "Bad Request"),
+        (b"GET /v1/health HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\nhello", 400, "Bad Request"),
+        (b"GET /v1/health HTTP/1.1\r\nContent-Length: +5\r\n\r\nhello", 400, "Bad Request"),
+        (b"GET /v1/health HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400, "Bad Request"),
+        (b"GET /v1/health HTTP/1.1\r\nContent-Length: 0x5\r\n\r\nhello", 400, "Bad Request"),
+        (b"GET /v1/health HTTP/1.1\r\nContent-Length: 5_0\r\n\r\nhello", 400, "Bad Request"),
+        (b"GET /v1/health HTTP/1.1\r\nContent-Length: \xd9\xa5\r\n\r\nhello", 400, "Bad Request"),  # Arabic 5
+        (b"GET /v1/health HTTP/1.1\r\nContent-Length: 5\x0b\r\n\r\nhello", 400, "Bad Request"),
+        (b"GET /v1/health HTTP/1.1\r\nContent-Length: \xa05\r\n\r\nhello", 400, "Bad Request"),  # NBSP: int() takes it
+        (b"GET /v1/health HTTP/1.1\r\nContent-Length: \x0c5\r\n\r\nhello", 400, "Bad Request"),
+        (b"GET /v1/health HTTP/1.1\r\nContent-Length:\r\n\r\n", 400, "Bad Request"),
+        (b"GET /v1/health HTTP/1.1\r\nContent-Length : 37\r\n\r\n" + SMUGGLED, 400, "Bad Request"),
+        (b"GET /v1/health HTTP/1.1\r\nX-A: 1\r\n Content-Length: 37\r\n\r\n" + SMUGGLED, 400, "Bad Request"),
+        (b"GET /v1/health HTTP/1.1\r\nno colon here\r\nContent-Length: 37\r\n\r\n" + SMUGGLED, 400, "Bad Request"),
+        (b"GET /v1/health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "Bad Request"),
+        (b"GET /v1/health HTTP/1.1\r\n Content-Length: 37\r\n\r\n" + SMUGGLED, 400, "Bad Request"),
+        (b"GET /v1/health HTTP/1.1\r\nContent-Length: 10\r\n\r\nshort", 400, "Bad Request"),  # then closes
         (b"BREW /v1/<script> HTTP/1.1\r\n\r\n", 403, "Missing Authentication Token"),
     ],
+    ids=lambda v: None if isinstance(v, bytes) else str(v),
 )
-def test_malformed_http_gets_a_json_answer_that_echoes_nothing(request_bytes: bytes, status: int, message: str) -> None:
-    handler = Recorder()
-    gw = gateway(handler)
-    server, thread = start_in_thread(gw)
-    try:
+def test_malformed_framing_is_refused_with_a_json_4xx_that_echoes_nothing(
+    served: tuple[GatewayServer, Recorder], request_bytes: bytes, status: int, message: str
+) -> None:
+    server, handler = served
+    if request_bytes.endswith(b"short"):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(request_bytes)
+            sock.shutdown(socket.SHUT_WR)  # the client stops sending before the announced length
+            raw = b""
+            while chunk := sock.recv(65536):
+                raw += chunk
+    else:
         raw = _raw(server.port, request_bytes)
+    answers = _responses(raw)
+    assert len(answers) == 1, raw[:300]  # one answer: nothing smuggled behind it was served
+    got, headers, body = answers[0]
+    assert got == status
+    assert json.loads(body) == {"message": message}
+    assert headers["connection"] == "close"
+    for name, value in GATEWAY_RESPONSE_HEADERS.items():
+        assert headers[name.lower()] == value, name
+    for echo in (b"GARBAGE", b"script", b"BREW", b"gzip", b"hello", b"0x5"):
+        assert echo not in raw
+    assert handler.events == []
+    # The server is still fine.
+    assert _responses(_raw(server.port, GOOD + b"Connection: close\r\n\r\n"))[0][0] == 200
+
+
+def test_a_request_head_cut_off_by_the_end_of_the_stream_is_not_served(
+    served: tuple[GatewayServer, Recorder],
+) -> None:
+    server, handler = served
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(GOOD)  # no empty line after the headers
+        sock.shutdown(socket.SHUT_WR)
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    assert [a[0] for a in _responses(raw)] == [400]
+    assert handler.events == []
+
+
+def test_mime_oddities_are_not_framing_errors(served: tuple[GatewayServer, Recorder]) -> None:
+    # The header parser is an e-mail parser: a multipart type without a boundary is a MIME defect, not HTTP's.
+    server, handler = served
+    raw = _raw(server.port, GOOD + b"Content-Type: multipart/form-data\r\nContent-Length: 2\r\n\r\n{}")
+    assert [a[0] for a in _responses(raw)] == [200]
+    assert handler.events[0]["body"] == "{}"
+
+
+@pytest.mark.parametrize("length", [b"5", b" 5", b"5 ", b"\t5\t", b"005"])
+def test_a_well_formed_content_length_is_read_exactly(served: tuple[GatewayServer, Recorder], length: bytes) -> None:
+    server, handler = served
+    raw = _raw(server.port, GOOD + b"Content-Length:" + length + b"\r\n\r\nhello")
+    assert [a[0] for a in _responses(raw)] == [200]
+    assert handler.events[0]["body"] == "hello"
+
+
+def test_every_answer_of_the_gateway_itself_carries_the_security_headers() -> None:
+    keys = [KEY, ApiKey("t", "t" * 24, plan=UsagePlan(rate=0.001, burst=1))]
+    gw = gateway(Recorder(error=RuntimeError("x")), keys)
+    slow = gateway(Recorder(delay=1.0), timeout=0.2)
+    servers = [start_in_thread(g) for g in (gw, slow)]
+    try:
+        port, slow_port = servers[0][0].port, servers[1][0].port
+        cases = [
+            (port, "/nope", {}, 403),
+            (port, "/v1/health", {}, 403),
+            (port, "/v1/health", {"x-api-key": "t" * 24}, 502),  # first request: the function raises
+            (port, "/v1/health", {"x-api-key": "t" * 24}, 429),
+            (slow_port, "/v1/health", {"x-api-key": KEY.value}, 504),
+        ]
+        for p, path, headers, status in cases:
+            conn = http.client.HTTPConnection("127.0.0.1", p, timeout=10)
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            conn.close()
+            assert response.status == status, path
+            for name, value in GATEWAY_RESPONSE_HEADERS.items():
+                assert response.getheader(name) == value, (status, name)
+        raw = _raw(port, b"GET /v1/health HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n")
+        assert _responses(raw)[0][1]["x-frame-options"] == "DENY"
+    finally:
+        for server, thread in servers:
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
+        gw.close()
+        slow.close()
+
+
+def test_requests_are_served_one_per_connection(served: tuple[GatewayServer, Recorder]) -> None:
+    server, _ = served
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    for _ in range(3):  # http.client reopens after werkzeug's "Connection: close"
+        conn.request("GET", "/v1/health", headers={"x-api-key": KEY.value})
+        response = conn.getresponse()
+        assert response.status == 200
+        assert response.getheader("Connection") == "close"
+        response.read()
+    conn.close()
+
+
+def test_connections_are_capped_and_excess_ones_wait_instead_of_failing() -> None:
+    handler = Recorder(delay=0.2)
+    gw = ApiGateway(ThreadInvoker(handler, size=32), StaticKeys([KEY]), openapi_json(), integration_timeout_s=20)
+    server, thread = start_in_thread(gw, max_connections=4)
+    try:
+
+        def call(i: int) -> int:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            conn.request("GET", f"/v1/events?i={i}", headers={"x-api-key": KEY.value})
+            status = conn.getresponse().status
+            conn.close()
+            return status
+
+        with ThreadPoolExecutor(20) as pool:
+            statuses = list(pool.map(call, range(20)))
+        assert statuses == [200] * 20
+        assert server.peak_connections == 4  # never more threads than the cap, and the cap was reached
     finally:
         server.shutdown()
         server.server_close()
         thread.join(5)
         gw.close()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    assert head.startswith(f"HTTP/1.1 {status} ".encode())
-    assert json.loads(body) == {"message": message}
-    assert b"GARBAGE" not in raw and b"script" not in raw and b"BREW" not in raw
-    assert handler.events == []
 
 
-def test_keep_alive_connections_serve_many_requests() -> None:
+def test_slow_or_idle_connections_cannot_hold_the_slots() -> None:
     gw = gateway(Recorder())
+    server, thread = start_in_thread(gw, max_connections=2, read_timeout_s=0.5)
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
+    try:
+        idle[1].sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")  # an unfinished request head
+        wait_until(lambda: server.peak_connections == 2)
+        # Both slots are held by connections that send nothing more; a real client still gets its answer.
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+        conn.request("GET", "/v1/health", headers={"x-api-key": KEY.value})
+        assert conn.getresponse().status == 200
+        conn.close()
+        assert server.timed_out_reads >= 1
+        for sock in idle:
+            sock.settimeout(10)
+            assert sock.recv(100) == b""  # closed by the gateway
+        assert server.peak_connections <= 2
+    finally:
+        for sock in idle:
+            sock.close()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+        gw.close()
+
+
+def test_framing_rules_as_a_function() -> None:
+    assert request_framing([]) == 0
+    assert request_framing([("Content-Length", "12")]) == 12
+    assert request_framing([("content-length", "1048577")])[0] == 413  # type: ignore[index]
+    assert request_framing([("Content-Length", "1")], malformed_block=True)[0] == 400  # type: ignore[index]
+    assert request_framing([("X", "a\x00b")])[0] == 400  # type: ignore[index]
+
+
+# -- worker processes: one warm execution environment per invocation ---------------------------------------------------
+def pooled(handler: str, size: int = 4, timeout: float = 20.0) -> tuple[ApiGateway, LambdaWorkerPool]:
+    pool = LambdaWorkerPool(handler, size, timeout_s=timeout)
+    return ApiGateway(pool, StaticKeys([KEY]), openapi_json(), integration_timeout_s=timeout), pool
+
+
+@pytest.fixture
+def echo_gateway() -> Iterator[tuple[GatewayServer, LambdaWorkerPool]]:
+    gw, pool = pooled("tests.unit.gateway_handlers.echo", size=4, timeout=3.0)
     server, thread = start_in_thread(gw)
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
-        for _ in range(3):
-            conn.request("GET", "/v1/health", headers={"x-api-key": KEY.value})
-            response = conn.getresponse()
-            assert response.status == 200
-            response.read()
-        conn.close()
+        yield server, pool
     finally:
         server.shutdown()
         server.server_close()
         thread.join(5)
+        gw.close()
+
+
+def _get(port: int, target: str, key: str = KEY.value) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", target, headers={"x-api-key": key})
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def test_each_worker_process_runs_one_invocation_at_a_time_and_each_answer_is_its_own(
+    echo_gateway: tuple[GatewayServer, LambdaWorkerPool],
+) -> None:
+    server, pool = echo_gateway
+
+    def call(i: int) -> tuple[int, dict[str, Any], str]:
+        status, headers, body = _get(server.port, f"/v1/events?i={i}&sleep=0.01")
+        return status, json.loads(body), headers["x-amzn-requestid"]
+
+    with ThreadPoolExecutor(16) as executor:
+        results = list(executor.map(call, range(64)))
+    for i, (status, body, request_id) in enumerate(results):
+        assert status == 200
+        assert body["query"] == {"i": str(i), "sleep": "0.01"}
+        assert body["request_id"] == request_id
+        assert body["in_flight"] == 1  # never two invocations in one environment
+    pids = {body["pid"] for _, body, _ in results}
+    assert pids <= set(pool.pids()) and len(pids) > 1
+
+
+def test_an_integration_timeout_is_504_and_replaces_the_worker(
+    echo_gateway: tuple[GatewayServer, LambdaWorkerPool],
+) -> None:
+    server, pool = echo_gateway
+    before = set(pool.pids())
+    status, headers, body = _get(server.port, "/v1/events?sleep=10")
+    assert (status, json.loads(body)) == (504, {"message": "Endpoint request timed out"})
+    assert headers["x-amzn-errortype"] == "IntegrationTimeoutException"
+    assert pool.replaced == 1
+    wait_until(lambda: len(pool.pids()) == 4 and set(pool.pids()) != before)
+    assert len(before & set(pool.pids())) == 3
+    # The pool serves again, on four environments.
+    assert all(_get(server.port, f"/v1/events?n={n}")[0] == 200 for n in range(8))
+
+
+def test_a_function_error_is_502_and_a_crashed_environment_is_replaced(
+    echo_gateway: tuple[GatewayServer, LambdaWorkerPool],
+) -> None:
+    server, pool = echo_gateway
+    status, _, body = _get(server.port, "/v1/events?raise=1")
+    assert (status, json.loads(body)) == (502, {"message": "Internal server error"})
+    assert pool.replaced == 0  # an error is an outcome; the environment stays warm
+    status, _, body = _get(server.port, "/v1/events?crash=1")
+    assert (status, json.loads(body)) == (502, {"message": "Internal server error"})
+    assert pool.replaced == 1
+    wait_until(lambda: len(pool.pids()) == 4)
+    assert _get(server.port, "/v1/health")[0] == 200
+
+
+def test_a_handler_that_cannot_load_stops_the_pool_from_starting() -> None:
+    with pytest.raises(WorkerStartError, match="init phase failed"):
+        LambdaWorkerPool("tests.unit.gateway_handlers.no_such_handler", 1)
+
+
+def test_lambdas_6_mb_response_limit_is_enforced_at_the_byte() -> None:
+    gw, _ = pooled("tests.unit.gateway_handlers.sized", size=1)
+    server, thread = start_in_thread(gw)
+    try:
+        status, _, body = _get(server.port, f"/v1/events?bytes={MAX_RESPONSE_PAYLOAD_BYTES}")
+        assert status == 200
+        assert len(body) > MAX_RESPONSE_PAYLOAD_BYTES - 100  # the body itself went through
+        status, headers, body = _get(server.port, f"/v1/events?bytes={MAX_RESPONSE_PAYLOAD_BYTES + 1}")
+        assert (status, json.loads(body)) == (502, {"message": "Internal server error"})
+        assert headers["x-frame-options"] == "DENY"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+        gw.close()
+
+
+def test_the_access_log_line_keeps_its_format_and_never_holds_the_key(
+    echo_gateway: tuple[GatewayServer, LambdaWorkerPool], capfd: pytest.CaptureFixture[str]
+) -> None:
+    server, _ = echo_gateway
+    _get(server.port, "/v1/events?source=x")
+    _get(server.port, "/v1/events?source=x", key="wrong-" + KEY.value)
+    _raw(server.port, b"GET /v1/health HTTP/1.1\r\nContent-Length: +5\r\n\r\n")
+    seen: list[dict[str, Any]] = []
+
+    def requests_logged() -> list[dict[str, Any]]:
+        seen.extend(json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{"))
+        return [r for r in seen if r.get("message") == "request"]
+
+    records = wait_until(lambda: len(requests_logged()) >= 3 and requests_logged())
+    keys = {"level", "component", "message", "request_id", "method", "path", "status", "api_key_id", "latency_ms"}
+    for record in records:
+        assert set(record) == keys
+        assert record["component"] == "api-gateway" and record["level"] == "INFO"
+        assert isinstance(record["latency_ms"], float)
+    assert [(r["path"], r["status"], r["api_key_id"]) for r in records[:2]] == [
+        ("/v1/events", 200, KEY.key_id),
+        ("/v1/events", 403, None),
+    ]
+    assert records[2]["status"] == 400
+    text = json.dumps(seen)
+    assert KEY.value not in text and "source=x" not in text
+
+
+def test_many_threads_in_one_pool_never_deadlock() -> None:
+    # Guard for the pool's free-worker queue: more callers than workers all finish.
+    gw, pool = pooled("tests.unit.gateway_handlers.echo", size=2)
+    try:
+        barrier = threading.Barrier(8)
+
+        def call(i: int) -> int:
+            barrier.wait()
+            request = GatewayRequest("GET", f"/v1/events?i={i}", [("x-api-key", KEY.value)])
+            return gw.handle(request).status
+
+        with ThreadPoolExecutor(8) as executor:
+            assert list(executor.map(call, range(8))) == [200] * 8
+        assert pool.replaced == 0
+    finally:
         gw.close()

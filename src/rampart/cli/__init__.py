@@ -1,4 +1,5 @@
-"""``rampart``: run the whole system on this machine, publish to it, look at it, query it; migrate a database.
+"""``rampart``: run the whole system on this machine, publish to it, look at it, query it; migrate a database;
+issue client API keys.
 
 Every option has an environment variable equivalent (shown in ``--help``). ``up`` writes a state file that
 ``publish``, ``status`` and ``query`` read to find the running stack. Mistakes get one clear line on stderr
@@ -11,10 +12,10 @@ import argparse
 import os
 from collections.abc import Sequence
 
-from rampart.cli import demo, dlq, migrate, publish, query, status, up
+from rampart.cli import demo, dlq, keys, migrate, publish, query, status, up
 from rampart.cli.common import EXIT_USAGE, CliError, fail
 
-COMMAND_GROUPS = (migrate, up, publish, status, query, dlq, demo)
+COMMAND_GROUPS = (migrate, up, publish, status, query, dlq, keys, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,11 +27,17 @@ from rampart.cli.common import (
 
 
 def _stack_config(args: argparse.Namespace, progress: Callable[[str], None]) -> Any:
-    from rampart.local.gateway import ApiKey, UsagePlan  # noqa: PLC0415
+    from rampart.keys import DEFAULT_TIER, UsagePlan  # noqa: PLC0415
+    from rampart.local.gateway import ApiKey  # noqa: PLC0415
     from rampart.local.stack import StackConfig  # noqa: PLC0415
 
-    if args.api_key is not None and len(args.api_key) < 20:
-        raise CliError("the API key must be at least 20 characters long (as API Gateway requires)", EXIT_USAGE)
+    if args.api_key is not None and not (
+        20 <= len(args.api_key) <= 128 and args.api_key.isascii() and args.api_key.isprintable()
+    ):
+        raise CliError(
+            "the API key must be at least 20 characters long, at most 128, printable ASCII (as API Gateway requires)",
+            EXIT_USAGE,
+        )
     try:
         plan = UsagePlan(rate=args.rate, burst=args.burst, quota_per_day=args.quota)
     except ValueError as exc:
@@ -40,7 +46,8 @@ def _stack_config(args: argparse.Namespace, progress: Callable[[str], None]) -> 
         name=args.name,
         api_port=args.api_port,
         data_dir=Path(args.data_dir).expanduser() if args.data_dir else None,
-        api_keys=[ApiKey.generate("local", plan, args.api_key)],
+        # The "local" client's key, created at start like `rampart keys create --client local` would.
+        api_keys=[ApiKey.generate("local", plan, args.api_key, tier=DEFAULT_TIER)],
         batch_size=args.batch_size,
         batching_window_s=args.batching_window,
         visibility_timeout_s=args.visibility_timeout,
@@ -90,6 +97,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                 children=stack.pids(),
                 postgres_pid=stack.postgres_pid,
                 temp_dirs=[str(p) for p in stack.temp_dirs],
+                stack_name=stack.config.name,
             ),
         )
         say(f"==> [up] ready in {stack.started_in_s:.1f} s; logs in {stack.logs_dir}; state in {state_path}")
@@ -161,7 +169,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--api-key",
         default=env_or("RAMPART_API_KEY"),
-        help="the API key to accept, at least 20 characters (env RAMPART_API_KEY; generated)",
+        help='the value of the "local" client\'s API key, 20-128 characters (env RAMPART_API_KEY; generated); '
+        "more keys: `rampart keys create`",
     )
     p.add_argument(
         "--name",
@@ -172,7 +181,7 @@ def register(sub: Any) -> None:
         "--rate",
         type=non_negative_float,
         default=float(env_or("RAMPART_API_RATE", "100")),
-        help="usage plan: steady requests per second (env RAMPART_API_RATE; 100)",
+        help="usage plan <name>-standard: steady requests per second (env RAMPART_API_RATE; 100)",
     )
     p.add_argument(
         "--burst",

@@ -29,8 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from rampart import keys
+from rampart.keys import UsagePlan
 from rampart.local import aws, esm, gateway
-from rampart.local.gateway import ApiKey, UsagePlan
+from rampart.local.gateway import ApiKey
 from rampart.local.postgres import EmbeddedPostgres
 from rampart.local.state import aws_client_env, pid_alive
 
@@ -48,6 +50,8 @@ class StackConfig:
     region: str = aws.DEFAULT_REGION
     api_port: int = 0
     data_dir: Path | None = None
+    # Client keys created at start through `rampart keys` logic; each key's tier (usage plan "<name>-<tier>")
+    # is its ``tier``, else its client name, with the key's ``plan`` as the tier's limits.
     api_keys: list[ApiKey] = field(default_factory=list)
     stage: str = "local"
     # Event source mapping and queue (iac/modules/pubsub and functions defaults, shortened where it helps).
@@ -57,7 +61,8 @@ class StackConfig:
     max_receive_count: int = 5
     poll_wait_s: int = 1
     ingest_concurrency: int = 2  # ingest execution environments, one process each
-    api_concurrency: int = 16
+    api_concurrency: int = 8  # API execution environments: worker processes of the gateway
+    api_max_connections: int = gateway.MAX_CONNECTIONS
     ingest_handler: str = esm.DEFAULT_HANDLER
     api_handler: str = gateway.DEFAULT_HANDLER
     # Extra environment for a function (tests: fault injection, log levels).
@@ -116,7 +121,7 @@ class Stack:
     def __init__(self, config: StackConfig | None = None) -> None:
         self.config = config or StackConfig()
         if not self.config.api_keys:
-            self.config.api_keys = [ApiKey.generate("local", UsagePlan())]
+            self.config.api_keys = [ApiKey.generate("local", UsagePlan(), tier=keys.DEFAULT_TIER)]
         self.postgres: EmbeddedPostgres | None = None
         self.resources: aws.PubSubResources | None = None
         self.endpoint = ""
@@ -168,6 +173,7 @@ class Stack:
                 f"provisioned {self.resources.topic_arn} -> {self.resources.queue_arn} (DLQ after "
                 f"{cfg.max_receive_count} receives)"
             )
+            self._provision_api_keys()
             self._say("starting the event source mapping (ingest function) and the API gateway (API function)")
             functions = [self._ingest_child(i) for i in range(1, cfg.ingest_concurrency + 1)]
             functions.append(self._api_child())
@@ -180,6 +186,38 @@ class Stack:
             raise
         self.started_in_s = time.monotonic() - started
         return self
+
+    def _provision_api_keys(self) -> None:
+        """What iac/modules/api owns (a usage plan per tier, the CMK for key secrets), then the configured keys,
+        created through the same code as `rampart keys create`."""
+        cfg = self.config
+        tiers: dict[str, UsagePlan] = {}
+        for key in cfg.api_keys:
+            tier = key.tier or key.name
+            if tiers.setdefault(tier, key.plan) != key.plan:
+                raise StackError(f"two keys of tier {tier!r} ask for different usage plans")
+        kms, apigateway = self.client("kms"), self.client("apigateway")
+        cmk = kms.create_key(Description=f"{cfg.name} client API key secrets", KeyUsage="ENCRYPT_DECRYPT")
+        kms.enable_key_rotation(KeyId=cmk["KeyMetadata"]["KeyId"])
+        kms.create_alias(AliasName=keys.kms_alias(cfg.name), TargetKeyId=cmk["KeyMetadata"]["KeyId"])
+        for tier, plan in tiers.items():
+            apigateway.create_usage_plan(
+                name=keys.usage_plan_name(cfg.name, tier),
+                description=f"{cfg.name} clients of tier {tier}",
+                tags={"rampart:tier": tier, "rampart:stack": cfg.name},
+                **plan.to_api(),
+            )
+        manager = self.key_manager()
+        created = []
+        for key in cfg.api_keys:
+            client_keys = manager.create(key.name, key.tier or key.name, key.value)
+            created.append(ApiKey(client_keys.current.id, key.value, key.name, key.plan, key.tier or key.name))
+        cfg.api_keys = created
+        self._say(f"usage plans {', '.join(sorted(tiers))}; client keys {', '.join(k.name for k in created)}")
+
+    def key_manager(self) -> keys.KeyManager:
+        """`rampart keys` bound to this stack's emulator."""
+        return keys.KeyManager(self.client("apigateway"), self.client("secretsmanager"), self.config.name)
 
     def _make_root(self) -> Path:
         if self.config.data_dir is not None:
@@ -244,13 +282,10 @@ class Stack:
         return self._child(f"ingest-{index}", args, env)
 
     def _api_child(self) -> _Child:
-        import json  # noqa: PLC0415
-
         cfg = self.config
         function_name = f"{cfg.name}-api"
         env = self._function_env(function_name, "rampart-api", "rampart_api")
         env |= {"RAMPART_CURSOR_KEY": self.cursor_key} | cfg.api_env
-        env[gateway.KEYS_ENV] = json.dumps([k.to_json() for k in cfg.api_keys])
         args = [
             "-m", "rampart.local.gateway",
             "--port", str(cfg.api_port),
@@ -258,6 +293,9 @@ class Stack:
             "--stage", cfg.stage,
             "--function-name", function_name,
             "--concurrency", str(cfg.api_concurrency),
+            "--max-connections", str(cfg.api_max_connections),
+            "--stack-name", cfg.name,
+            "--keys-endpoint", self.endpoint,
         ]  # fmt: skip
         return self._child("gateway", args, env)
 

@@ -50,6 +50,8 @@ class StackState:
     postgres_pid: int | None = None
     temp_dirs: list[str] = field(default_factory=list)
     version: int = STATE_VERSION
+    # The stack's `name`: `rampart keys` finds its usage plans and client secrets by it.
+    stack_name: str = "rampart-local"
 
     def aws_env(self) -> dict[str, str]:
         return aws_client_env(self.aws_endpoint, self.region)
