@@ -19,6 +19,7 @@ batch is written as several lines. The local twin reads the same lines from the 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -122,8 +123,10 @@ def emit_batch_metrics(
             out(json.dumps(document, separators=(",", ":")) + "\n")
         if write is None:
             sys.stdout.flush()
-    except Exception:  # noqa: BLE001, S110 - the records are stored and accounted for; a metric must not fail them
-        pass
+    except Exception as exc:  # noqa: BLE001 - the records are stored and accounted for; a metric must not fail them
+        with contextlib.suppress(OSError):
+            warning = {"level": "WARNING", "message": "batch metrics not written", "error": type(exc).__name__}
+            sys.stderr.write(json.dumps(warning) + "\n")
 
 
 def _sent_seconds(record: dict[str, Any]) -> float | None:
