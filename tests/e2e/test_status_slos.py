@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from rampart.local.stack import Stack
 from rampart.local.state import pid_alive
 from tests.e2e.conftest import wait_until
 from tests.e2e.helpers import event
@@ -137,3 +138,24 @@ def test_status_shows_the_slos_of_a_running_stack_and_5xx_spend_the_budget(
     assert text.returncode == 0, text.stderr
     assert "API 5xx" in text.stdout and f"(10 bad of {total})" in text.stdout
     assert "freshness" in text.stdout and "database is unavailable" in text.stdout
+
+
+def test_the_twin_subscription_redrives_to_a_delivery_dlq_on_the_cmk(stack: Stack) -> None:
+    assert stack.resources is not None
+    res = stack.resources
+    sns, sqs = stack.client("sns"), stack.client("sqs")
+    attributes = sns.get_subscription_attributes(SubscriptionArn=res.subscription_arn)["Attributes"]
+    assert json.loads(attributes["RedrivePolicy"]) == {"deadLetterTargetArn": res.delivery_dlq_arn}
+    dlq = sqs.get_queue_attributes(QueueUrl=res.delivery_dlq_url, AttributeNames=["All"])["Attributes"]
+    assert dlq["KmsMasterKeyId"] == res.kms_key_arn and dlq["MessageRetentionPeriod"] == "1209600"
+    allow = [s for s in json.loads(dlq["Policy"])["Statement"] if s["Effect"] == "Allow"]
+    assert allow == [
+        {
+            "Sid": "SnsRedriveFromThisTopicOnly",
+            "Effect": "Allow",
+            "Principal": {"Service": "sns.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": res.delivery_dlq_arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": res.topic_arn}},
+        }
+    ]
