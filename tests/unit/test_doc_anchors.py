@@ -3,6 +3,7 @@ alarm descriptions (iac/), the docs' links to each other, and any in code or wor
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,25 @@ def test_every_anchor_reference_resolves(source: Path) -> None:
     for target, written, anchor in references(source):
         assert target is not None, f"{where}: {written}#{anchor} names no file"
         assert anchor in anchors(target), f"{where}: {written}#{anchor} is no heading of {target.name}"
+
+
+def _map_keys(text: str, local: str) -> list[str]:
+    block = text.split(f"  {local} = {{\n", 1)[1].split("\n  }\n", 1)[0]
+    return re.findall(r"^    ([a-z0-9-]+) = \{$", block, re.MULTILINE)
+
+
+def test_every_alarm_of_the_monitoring_module_has_a_runbook() -> None:
+    # The descriptions link "docs/operations.md#<key>" (threshold alarms) and "#<slo>-burn" (burn-rate alarms).
+    text = (REPO / "iac" / "modules" / "monitoring" / "main.tf").read_text()
+    assert (
+        "Runbook: ${local.runbooks}#${each.key}" in text and "Runbook: ${local.runbooks}#${each.value.slo}-burn" in text
+    )
+    thresholds, slos = _map_keys(text, "threshold_alarms"), _map_keys(text, "slos")
+    assert len(thresholds) >= 10 and slos == ["api-latency", "api-availability", "ingest-freshness"]
+    headings = anchors(REPO / "docs" / "operations.md")
+    for anchor in [*thresholds, *(f"{slo}-burn" for slo in slos)]:
+        assert anchor in headings, f"docs/operations.md has no runbook heading for #{anchor}"
+
+
+def test_the_documents_do_link_to_anchors() -> None:
+    assert sum(len(references(source)) for source in SOURCES) >= 5  # otherwise the check above proves nothing
