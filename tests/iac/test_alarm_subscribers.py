@@ -1,6 +1,7 @@
 """Alarms must reach someone: production refuses to plan without a subscriber, and the monitoring module refuses
-none, plain http, or an endpoint that does not fit its protocol. Terraform itself decides (no AWS call: the root
-fails before any provider work; the module runs under `terraform test` with a mocked provider)."""
+none, plain http, or an endpoint that does not fit its protocol (its terraform test also checks the dashboard's
+rows). Terraform itself decides, with no AWS call: the root fails before any provider work, the module runs under
+`terraform test` with a mocked provider."""
 
 from __future__ import annotations
 
@@ -44,9 +45,16 @@ def test_the_module_refuses_alarms_that_reach_no_one(copy: tuple[Path, dict[str,
     tested = _terraform(module, env, "test")
     output = tested.stdout + tested.stderr
     assert tested.returncode == 0, output
-    for run in ("every_allowed_kind_of_subscriber", "no_subscriber", "plain_http", "endpoint_not_fitting_its_protocol"):
+    runs = (
+        "every_allowed_kind_of_subscriber",
+        "no_subscriber",
+        "plain_http",
+        "endpoint_not_fitting_its_protocol",
+        "dashboard_rows_are_metric_arrays",
+    )
+    for run in runs:
         assert re.search(rf'run "{run}"\.\.\. pass', output), output
-    assert "4 passed, 0 failed" in output
+    assert f"{len(runs)} passed, 0 failed" in output
 
 
 def test_production_refuses_to_plan_without_a_subscriber(copy: tuple[Path, dict[str, str]]) -> None:

@@ -399,7 +399,8 @@ def _row(alarm: dict[str, Any], topic: str) -> tuple[int, str]:
         return 0, f"| `{name}` | {notifies} | {rule} | | | | | |"
     [stat] = _metric_stats(alarm)
     metric = f"{stat['Metric']['Namespace']} `{stat['Metric']['MetricName']}`"
-    dimensions = ", ".join(f"{d['Name']}=`{_generic(d['Value'])}`" for d in stat["Metric"]["Dimensions"])
+    ordered = sorted(stat["Metric"]["Dimensions"], key=lambda d: str(d["Name"]))
+    dimensions = ", ".join(f"{d['Name']}=`{_generic(d['Value'])}`" for d in ordered)
     if alarm.get("Metrics"):
         [expression] = [q["Expression"] for q in alarm["Metrics"] if q.get("Expression")]
         metric = f"`{expression.replace(stat_id(alarm), 'm')}`, m = {metric}"

@@ -396,6 +396,8 @@ resource "aws_cloudwatch_metric_alarm" "threshold" {
 locals {
   slo_keys = keys(local.slos)
 
+  fast_windows = [local.windows["fast-short"], local.windows["fast-long"]]
+
   # A dashboard metric names its dimensions as a flat list: name, value, name, value...
   dimension_pairs = { for key, slo in local.slos : key => flatten([for name, value in slo.dimensions : [name, value]]) }
 
@@ -428,12 +430,17 @@ locals {
         region = local.region
         view   = "timeSeries"
         period = 300
-        metrics = flatten([
-          for window in [local.windows["fast-short"], local.windows["fast-long"]] : [
-            [{ id = "burn_${window.label}", label = "burn rate ${window.label}", expression = "(${replace(local.slos[key].bad_fraction, "/\\bm\\b/", "m_${window.label}")}) / (1 - ${local.slos[key].objective})" }],
-            concat([local.slos[key].namespace, local.slos[key].metric_name], local.dimension_pairs[key], [{ id = "m_${window.label}", stat = local.slos[key].stat, period = window.seconds, visible = false }]),
-          ]
-        ])
+        # One row per expression, then one per metric (a row is a list: not flatten(), which would merge them).
+        metrics = concat(
+          [
+            for window in local.fast_windows :
+            [{ id = "burn_${window.label}", label = "burn rate ${window.label}", expression = "(${replace(local.slos[key].bad_fraction, "/\\bm\\b/", "m_${window.label}")}) / (1 - ${local.slos[key].objective})" }]
+          ],
+          [
+            for window in local.fast_windows :
+            concat([local.slos[key].namespace, local.slos[key].metric_name], local.dimension_pairs[key], [{ id = "m_${window.label}", stat = local.slos[key].stat, period = window.seconds, visible = false }])
+          ],
+        )
         annotations = {
           horizontal = [for tier, alert in var.burn_rate_alerts : { label = "${tier} burn", value = alert.burn_rate }]
         }

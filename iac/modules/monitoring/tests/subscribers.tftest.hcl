@@ -77,3 +77,20 @@ run "endpoint_not_fitting_its_protocol" {
 
   expect_failures = [var.alarm_subscribers]
 }
+
+run "dashboard_rows_are_metric_arrays" {
+  command = plan
+
+  variables {
+    alarm_subscribers = [{ protocol = "email", endpoint = "oncall@example.com" }]
+  }
+
+  # CloudWatch wants every row of a widget's metrics as an array (an expression or namespace, name, dimensions).
+  assert {
+    condition = alltrue([
+      for widget in jsondecode(aws_cloudwatch_dashboard.this.dashboard_body).widgets :
+      alltrue([for row in widget.properties.metrics : can(row[0])])
+    ])
+    error_message = "a dashboard widget has a metrics row that is not an array"
+  }
+}
