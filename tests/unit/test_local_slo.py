@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from rampart.cli.status import slo_lines
 from rampart.ingest import metrics
 from rampart.ingest.batch import BatchResult
 from rampart.local import slo
@@ -142,3 +143,14 @@ def test_the_twin_measures_the_objectives_the_alarms_use() -> None:
     assert slo.FRESHNESS.objective == default("freshness_objective")
     assert slo.FRESHNESS.bad_above == default("freshness_threshold_seconds")
     assert slo.FRESHNESS_METRIC == metrics.PUBLISH_TO_STORED
+
+
+def test_the_status_lines_of_an_idle_and_of_a_busy_stack(tmp_path: Path) -> None:
+    idle = slo_lines(slo.slo_report(tmp_path, now=NOW))
+    assert [line.split()[0] for line in idle] == ["API", "API", "freshness"]
+    assert all("no traffic yet" in line for line in idle)
+    (tmp_path / slo.ACCESS_LOG).write_text(_access(200, 12.0) + _access(502, 40.0))
+    busy = slo_lines(slo.slo_report(tmp_path, now=NOW))
+    assert "p99 40.0 ms, 100.00 % within 300 ms over 2 request(s)" in busy[0]
+    assert busy[1].startswith("API 5xx        50.00 % 5xx of 2 request(s)") and "(1 bad of 2)" in busy[1]
+    assert "-9900.0 % left" in busy[1]  # 1 bad where 0.5 % of 2 = 0.01 were allowed
