@@ -15,3 +15,7 @@ api_clients = ["analytics"]
 
 # Created by the bootstrap (docs/terraform.md) before the first apply.
 iam_permissions_boundary_policy_name = "rampart-dev-permissions-boundary"
+
+# Who the alarms reach (at least one; prod takes them from the ALARM_SUBSCRIBERS repository variable). An example
+# address: set your team's.
+alarm_subscribers = [{ protocol = "email", endpoint = "rampart-oncall@example.com" }]

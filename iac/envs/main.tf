@@ -118,14 +118,17 @@ module "monitoring" {
   source = "../modules/monitoring"
 
   name                   = local.name
-  alarm_emails           = var.alarm_emails
+  alarm_subscribers      = var.alarm_subscribers
+  topic_name             = module.pubsub.topic_name
   queue_name             = module.pubsub.queue_name
   dlq_name               = module.pubsub.dlq_name
+  delivery_dlq_name      = module.pubsub.delivery_dlq_name
   ingest_function_name   = module.functions.ingest_function_name
   api_function_name      = module.functions.api_function_name
   api_name               = module.api.rest_api_name
   api_stage_name         = module.api.stage_name
   db_instance_identifier = module.database.instance_identifier
   web_acl_name           = module.api.web_acl_name
-  db_max_connections     = var.ingest_reserved_concurrency + var.api_reserved_concurrency + 10
+  # Each warm Lambda environment holds one connection: both reserved concurrencies, plus headroom.
+  db_max_connections = var.ingest_reserved_concurrency + var.api_reserved_concurrency + 10
 }

@@ -28,6 +28,11 @@ output "dlq_url" {
   value       = module.pubsub.dlq_url
 }
 
+output "delivery_dlq_url" {
+  description = "URL of the delivery DLQ: notifications SNS could not deliver into the events queue."
+  value       = module.pubsub.delivery_dlq_url
+}
+
 output "ingest_function_name" {
   description = "Name of the ingest function."
   value       = module.functions.ingest_function_name

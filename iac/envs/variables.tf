@@ -251,10 +251,20 @@ variable "manage_apigateway_account_role" {
   default     = true
 }
 
-variable "alarm_emails" {
-  description = "E-mail addresses subscribed to the alarm topic."
-  type        = list(string)
-  default     = []
+# No default, on purpose: a plan without subscribers fails ("No value for required variable"), and an empty list
+# fails the validation. prod.tfvars does not set it: terraform.yml passes the repository variable
+# ALARM_SUBSCRIBERS as TF_VAR_alarm_subscribers (docs/terraform.md, bootstrap step 5).
+variable "alarm_subscribers" {
+  description = "Who the alarms reach (ALARM and OK): at least one {protocol, endpoint}; protocol email, email-json, https, sqs, lambda or sms (iac/modules/monitoring)."
+  type = list(object({
+    protocol = string
+    endpoint = string
+  }))
+
+  validation {
+    condition     = length(var.alarm_subscribers) >= 1
+    error_message = "alarm_subscribers must name at least one subscriber (e.g. [{protocol = \"email\", endpoint = \"oncall@<your domain>\"}]): production alarms must reach someone."
+  }
 }
 
 variable "state_bucket_name" {

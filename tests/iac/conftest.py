@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -19,10 +20,10 @@ from tests.iac.emulator import (
     IAC,
     PROVIDER_OVERRIDE,
     PUBSUB_OVERRIDE,
+    REPO,
     SERVICES,
     STATE_DUMP,
     TFVARS,
-    VENV_BIN,
     client,
     count_resources,
     create_permissions_boundary,
@@ -40,11 +41,12 @@ def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path_factory.mktemp("moto") / "moto.log").open("w")
     env = dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true")  # AWS managed policies to attach
-    server = subprocess.Popen(
-        [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+    server = subprocess.Popen(  # moto_server + PutCompositeAlarm (tests/iac/moto_server.py)
+        [sys.executable, "-m", "tests.iac.moto_server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
+        cwd=REPO,
     )
     try:
         deadline = time.monotonic() + 30

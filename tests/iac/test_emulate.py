@@ -504,33 +504,7 @@ def test_every_role_of_the_stack_carries_the_permissions_boundary(stack: dict[st
 # ---------------------------------------------------------------------------------------------
 
 
-def test_alarms_and_dashboard(stack: dict[str, Any], moto_url: str) -> None:
-    cloudwatch = client("cloudwatch", moto_url)
-    alarms = {a["AlarmName"]: a for a in cloudwatch.describe_alarms(AlarmNamePrefix="rampart-dev-")["MetricAlarms"]}
-    for name in (
-        "dlq-not-empty",
-        "oldest-message-age",
-        "ingest-errors",
-        "ingest-throttles",
-        "api-errors",
-        "api-throttles",
-        "api-5xx-rate",
-        "api-p99-latency",
-        "db-cpu",
-        "db-free-storage",
-        "db-connections",
-        "waf-blocked-spike",
-    ):
-        alarm = alarms[f"rampart-dev-{name}"]
-        assert alarm["AlarmActions"] == [stack["outputs"]["alarm_topic_arn"]], name
-    assert alarms["rampart-dev-oldest-message-age"]["Threshold"] == 300
-    assert alarms["rampart-dev-api-5xx-rate"]["Threshold"] == 0.005
-    assert alarms["rampart-dev-api-p99-latency"]["ExtendedStatistic"] == "p99"
-    assert alarms["rampart-dev-api-p99-latency"]["Threshold"] == 300
-    topic = client("sns", moto_url).get_topic_attributes(TopicArn=stack["outputs"]["alarm_topic_arn"])
-    assert customer_managed_rotating(moto_url, topic["Attributes"]["KmsMasterKeyId"])
-    body = json.loads(cloudwatch.get_dashboard(DashboardName=stack["outputs"]["dashboard_name"])["DashboardBody"])
-    assert len(body["widgets"]) >= 6
+# The alarms, their subscribers, the delivery DLQ and the dashboard: tests/iac/test_emulate_alerts.py.
 
 
 @pytest.fixture(scope="module", autouse=True)

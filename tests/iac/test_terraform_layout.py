@@ -76,6 +76,7 @@ DOCUMENTED_SUPPRESSIONS = sorted(
         ("kms_key", "CKV_AWS_356"),
         ("network", "CKV2_AWS_5"),  # lambda security group
         ("network", "CKV2_AWS_5"),  # database security group
+        ("pubsub", "CKV2_RAMPART_10"),  # the subscription's delivery DLQ: a DLQ of SNS, not of an SQS queue
     ]
 )
 

@@ -4,21 +4,16 @@ output "alarm_topic_arn" {
 }
 
 output "alarm_names" {
-  description = "Names of all alarms."
+  description = "Names of the alarms that notify (ALARM and OK): the burn-rate composites and the threshold alarms."
   value = concat(
-    [
-      aws_cloudwatch_metric_alarm.dlq_not_empty.alarm_name,
-      aws_cloudwatch_metric_alarm.oldest_message_age.alarm_name,
-      aws_cloudwatch_metric_alarm.api_5xx_rate.alarm_name,
-      aws_cloudwatch_metric_alarm.api_p99_latency.alarm_name,
-      aws_cloudwatch_metric_alarm.db_cpu.alarm_name,
-      aws_cloudwatch_metric_alarm.db_free_storage.alarm_name,
-      aws_cloudwatch_metric_alarm.db_connections.alarm_name,
-      aws_cloudwatch_metric_alarm.waf_blocked_spike.alarm_name,
-    ],
-    [for alarm in aws_cloudwatch_metric_alarm.function_errors : alarm.alarm_name],
-    [for alarm in aws_cloudwatch_metric_alarm.function_throttles : alarm.alarm_name],
+    [for alarm in aws_cloudwatch_composite_alarm.burn : alarm.alarm_name],
+    [for alarm in aws_cloudwatch_metric_alarm.threshold : alarm.alarm_name],
   )
+}
+
+output "burn_window_alarm_names" {
+  description = "Names of the per-window burn-rate alarms (no actions of their own; the composites combine them)."
+  value       = [for alarm in aws_cloudwatch_metric_alarm.burn_window : alarm.alarm_name]
 }
 
 output "dashboard_name" {

@@ -8,14 +8,35 @@ variable "name" {
   }
 }
 
-variable "alarm_emails" {
-  description = "E-mail addresses subscribed to the alarm topic (each must confirm)."
-  type        = list(string)
-  default     = []
+variable "alarm_subscribers" {
+  description = "Who the alarm topic reaches (ALARM and OK): at least one. protocol: email, email-json, https, sqs, lambda or sms; endpoint: an address, an https URL, a queue or function ARN, a phone number (+E.164). E-mail subscribers must confirm; an sqs or lambda subscriber must let SNS deliver to it."
+  type = list(object({
+    protocol = string
+    endpoint = string
+  }))
 
   validation {
-    condition     = alltrue([for email in var.alarm_emails : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", email))])
-    error_message = "alarm_emails must be e-mail addresses."
+    condition     = length(var.alarm_subscribers) >= 1
+    error_message = "alarm_subscribers must name at least one subscriber: an alarm that reaches no one is not an alarm."
+  }
+
+  validation {
+    condition     = alltrue([for s in var.alarm_subscribers : contains(["email", "email-json", "https", "sqs", "lambda", "sms"], s.protocol)])
+    error_message = "alarm_subscribers: protocol must be email, email-json, https, sqs, lambda or sms (plain http would send alarms in clear text)."
+  }
+
+  validation {
+    condition = alltrue([
+      for s in var.alarm_subscribers : can(regex(lookup({
+        email        = "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"
+        "email-json" = "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"
+        https        = "^https://[^\\s]+$"
+        sqs          = "^arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+$"
+        lambda       = "^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9$_-]+)?$"
+        sms          = "^\\+[0-9]{6,15}$"
+      }, s.protocol, "^$"), s.endpoint))
+    ])
+    error_message = "alarm_subscribers: each endpoint must fit its protocol (an e-mail address, an https:// URL, an SQS queue or Lambda function ARN, a +E.164 phone number)."
   }
 }
 
@@ -27,6 +48,27 @@ variable "queue_name" {
 variable "dlq_name" {
   description = "Name of the dead-letter queue."
   type        = string
+}
+
+variable "delivery_dlq_name" {
+  description = "Name of the delivery DLQ of the topic -> queue subscription (iac/modules/pubsub)."
+  type        = string
+}
+
+variable "topic_name" {
+  description = "Name of the events SNS topic (TopicName dimension)."
+  type        = string
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the functions' own metrics (POWERTOOLS_METRICS_NAMESPACE; the ingest's EMF lines)."
+  type        = string
+  default     = "Rampart"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._/#:-]{1,255}$", var.metrics_namespace)) && !startswith(var.metrics_namespace, "AWS/")
+    error_message = "metrics_namespace must be a custom CloudWatch namespace (not AWS/...)."
+  }
 }
 
 variable "ingest_function_name" {
@@ -59,36 +101,97 @@ variable "web_acl_name" {
   type        = string
 }
 
+variable "latency_objective" {
+  description = "SLO: fraction of API requests answered within latency_threshold_ms (over 28 days)."
+  type        = number
+  default     = 0.99
+
+  validation {
+    condition     = var.latency_objective > 0.5 && var.latency_objective < 1
+    error_message = "latency_objective is a fraction between 0.5 and 1 (exclusive)."
+  }
+}
+
+variable "latency_threshold_ms" {
+  description = "SLO: a request answered within this many milliseconds (API Gateway Latency) is good."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.latency_threshold_ms > 0 && floor(var.latency_threshold_ms) == var.latency_threshold_ms
+    error_message = "latency_threshold_ms must be a positive whole number."
+  }
+}
+
+variable "availability_objective" {
+  description = "SLO: fraction of API requests not answered 5xx (over 28 days)."
+  type        = number
+  default     = 0.995
+
+  validation {
+    condition     = var.availability_objective > 0.5 && var.availability_objective < 1
+    error_message = "availability_objective is a fraction between 0.5 and 1 (exclusive)."
+  }
+}
+
+variable "freshness_objective" {
+  description = "SLO: fraction of events stored within freshness_threshold_seconds of publication (over 28 days)."
+  type        = number
+  default     = 0.95
+
+  validation {
+    condition     = var.freshness_objective > 0.5 && var.freshness_objective < 1
+    error_message = "freshness_objective is a fraction between 0.5 and 1 (exclusive)."
+  }
+}
+
+variable "freshness_threshold_seconds" {
+  description = "SLO: an event stored within this many seconds of publication (SQS SentTimestamp) is fresh; also the p95 alarm's threshold."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.freshness_threshold_seconds >= 1 && floor(var.freshness_threshold_seconds) == var.freshness_threshold_seconds
+    error_message = "freshness_threshold_seconds must be a whole number of seconds, at least 1."
+  }
+}
+
+variable "burn_rate_alerts" {
+  description = "Multi-window burn-rate tiers (SRE workbook): each pages when the burn rate exceeds burn_rate over both its long and its short window. Must name the tiers fast and slow (the dashboard draws the fast one)."
+  type = map(object({
+    long_window_seconds  = number
+    short_window_seconds = number
+    burn_rate            = number
+  }))
+  default = {
+    fast = { long_window_seconds = 3600, short_window_seconds = 300, burn_rate = 14.4 }
+    slow = { long_window_seconds = 21600, short_window_seconds = 1800, burn_rate = 6 }
+  }
+
+  validation {
+    condition     = contains(keys(var.burn_rate_alerts), "fast") && contains(keys(var.burn_rate_alerts), "slow")
+    error_message = "burn_rate_alerts must define the tiers fast and slow."
+  }
+
+  validation {
+    condition = alltrue([
+      for tier in values(var.burn_rate_alerts) :
+      tier.short_window_seconds >= 60 && tier.short_window_seconds < tier.long_window_seconds &&
+      tier.long_window_seconds <= 86400 && tier.short_window_seconds % 60 == 0 && tier.long_window_seconds % 60 == 0 &&
+      tier.burn_rate > 1
+    ])
+    error_message = "Each tier needs whole-minute windows, short < long <= 1 day, and a burn rate above 1."
+  }
+}
+
 variable "oldest_message_age_seconds" {
-  description = "Alarm when the oldest queued event is older than this (SLO: 95 % stored within 5 minutes)."
+  description = "Alarm when the oldest queued event has waited longer than this (2 of 3 minutes): ingest stalled."
   type        = number
   default     = 300
 
   validation {
     condition     = var.oldest_message_age_seconds >= 60
     error_message = "oldest_message_age_seconds must be at least 60."
-  }
-}
-
-variable "api_5xx_rate_threshold" {
-  description = "Alarm when the API's 5XX fraction over 5 minutes exceeds this (0.005 = 0.5 %)."
-  type        = number
-  default     = 0.005
-
-  validation {
-    condition     = var.api_5xx_rate_threshold > 0 && var.api_5xx_rate_threshold < 1
-    error_message = "api_5xx_rate_threshold is a fraction between 0 and 1."
-  }
-}
-
-variable "api_p99_latency_ms" {
-  description = "Alarm when the API's p99 latency over 5 minutes exceeds this."
-  type        = number
-  default     = 300
-
-  validation {
-    condition     = var.api_p99_latency_ms > 0
-    error_message = "api_p99_latency_ms must be positive."
   }
 }
 
@@ -115,7 +218,7 @@ variable "db_free_storage_bytes" {
 }
 
 variable "db_max_connections" {
-  description = "Alarm when connections exceed this (reserved concurrency of both functions plus headroom)."
+  description = "Alarm when connections exceed this (the root passes both reserved concurrencies + 10)."
   type        = number
   default     = 60
 

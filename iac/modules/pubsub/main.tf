@@ -1,5 +1,6 @@
 # SNS topic -> SQS queue -> DLQ, all on one customer-managed key. The queue accepts messages only
-# from this topic (aws:SourceArn) and only over TLS.
+# from this topic (aws:SourceArn) and only over TLS. What SNS cannot deliver into the queue (a KMS or
+# policy mistake, the queue gone) goes to a delivery DLQ on the same key instead of being dropped.
 
 data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
@@ -13,6 +14,8 @@ locals {
   topic_name = "${var.name}-events"
   queue_name = "${var.name}-events"
   dlq_name   = "${var.name}-events-dlq"
+  # Where SNS puts a notification it could not deliver into the queue (the subscription's redrive policy).
+  delivery_dlq_name = "${var.name}-events-delivery-dlq"
 
   # Built from names so the key policy, the DLQ's redrive-allow policy and the queue can refer to
   # each other without a dependency cycle.
@@ -198,11 +201,71 @@ resource "aws_sqs_queue_policy" "dlq" {
   policy    = data.aws_iam_policy_document.dlq.json
 }
 
+################################################################################
+# Delivery DLQ: what SNS could not deliver into the queue, instead of a silent drop
+################################################################################
+
+# SNS retries a failed delivery to SQS, then moves the notification here (subscription redrive policy). It is
+# encrypted with the same CMK: the key policy already lets SNS use the key for this topic only.
+resource "aws_sqs_queue" "delivery_dlq" {
+  #checkov:skip=CKV2_RAMPART_10:the dead-letter queue of the SNS subscription (its redrive_policy), consumed by no one, so nothing can loop; the policy recognises only DLQs of SQS queues
+  name                              = local.delivery_dlq_name
+  message_retention_seconds         = 1209600 # 14 days, the SQS maximum
+  kms_master_key_id                 = module.key.arn
+  kms_data_key_reuse_period_seconds = var.kms_data_key_reuse_period_seconds
+}
+
+data "aws_iam_policy_document" "delivery_dlq" {
+  statement {
+    sid       = "SnsRedriveFromThisTopicOnly"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.delivery_dlq.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["sns.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_sns_topic.this.arn]
+    }
+  }
+
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["sqs:*"]
+    resources = [aws_sqs_queue.delivery_dlq.arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "delivery_dlq" {
+  queue_url = aws_sqs_queue.delivery_dlq.id
+  policy    = data.aws_iam_policy_document.delivery_dlq.json
+}
+
 resource "aws_sns_topic_subscription" "queue" {
   topic_arn            = aws_sns_topic.this.arn
   protocol             = "sqs"
   endpoint             = aws_sqs_queue.this.arn
   raw_message_delivery = true # the SQS body is the event JSON itself (docs/contracts.md)
 
-  depends_on = [aws_sqs_queue_policy.this]
+  # A notification SNS could not deliver into the queue (after its retries) goes to the delivery DLQ, where an
+  # alarm sees it (iac/modules/monitoring), instead of being dropped.
+  redrive_policy = jsonencode({ deadLetterTargetArn = aws_sqs_queue.delivery_dlq.arn })
+
+  depends_on = [aws_sqs_queue_policy.this, aws_sqs_queue_policy.delivery_dlq]
 }

@@ -3,6 +3,11 @@ output "topic_arn" {
   value       = aws_sns_topic.this.arn
 }
 
+output "topic_name" {
+  description = "Name of the SNS topic (TopicName dimension of its metrics)."
+  value       = aws_sns_topic.this.name
+}
+
 output "queue_arn" {
   description = "ARN of the SQS queue the ingest Lambda consumes."
   value       = aws_sqs_queue.this.arn
@@ -33,8 +38,23 @@ output "dlq_name" {
   value       = aws_sqs_queue.dlq.name
 }
 
+output "delivery_dlq_arn" {
+  description = "ARN of the delivery DLQ (notifications SNS could not deliver into the queue)."
+  value       = aws_sqs_queue.delivery_dlq.arn
+}
+
+output "delivery_dlq_url" {
+  description = "URL of the delivery DLQ."
+  value       = aws_sqs_queue.delivery_dlq.id
+}
+
+output "delivery_dlq_name" {
+  description = "Name of the delivery DLQ."
+  value       = aws_sqs_queue.delivery_dlq.name
+}
+
 output "kms_key_arn" {
-  description = "ARN of the CMK encrypting the topic and both queues."
+  description = "ARN of the CMK encrypting the topic and the three queues."
   value       = module.key.arn
 }
 

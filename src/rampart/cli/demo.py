@@ -76,7 +76,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         say("==> [demo] waiting until every event is stored (SNS -> SQS -> event source mapping -> PostgreSQL)")
         db_env = stack.db_env("rampart_api")
-        stored = _wait_for("stored", lambda: int(database_status(db_env)["events_stored"]), count, 60)
+        stored = _wait_for("stored", lambda: int(database_status(db_env)["events_stored"] or 0), count, 60)
         check(
             stored == count,
             f"{stored} events stored in {time.monotonic() - started:.1f} s since start",

@@ -58,6 +58,7 @@ def _stack_config(args: argparse.Namespace, progress: Callable[[str], None]) -> 
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from rampart.local.slo import ACCESS_LOG, LogClock  # noqa: PLC0415
     from rampart.local.stack import Stack  # noqa: PLC0415
     from rampart.local.state import StackState, StateError, read_state, remove_state, write_state  # noqa: PLC0415
 
@@ -96,6 +97,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                 started_at=dt.datetime.now(dt.UTC).isoformat(),
                 children=stack.pids(),
                 postgres_pid=stack.postgres_pid,
+                logs_dir=str(stack.logs_dir),
                 temp_dirs=[str(p) for p in stack.temp_dirs],
                 stack_name=stack.config.name,
             ),
@@ -104,7 +106,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         say("==> [up] Ctrl-C or SIGTERM stops everything")
         print(f"API_URL={stack.api_url}", flush=True)
         print(f"API_KEY={stack.api_key.value}", flush=True)
+        access_clock = LogClock(stack.logs_dir / ACCESS_LOG)  # `rampart status`: where "5 minutes ago" starts
         while not stop.wait(0.5):
+            access_clock.tick()
             for event in stack.check():
                 say(f"==> [up] {event}")
         say("==> [up] stopping (the event source mapping finishes the batch in hand)")

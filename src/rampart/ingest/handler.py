@@ -19,6 +19,7 @@ from rampart.db.settings import DatabaseSettings
 from rampart.db.store import EventStore
 from rampart.ingest.batch import BatchResult, process_batch
 from rampart.ingest.dead_letters import SqsDeadLetters
+from rampart.ingest.metrics import emit_batch_metrics
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "rampart-ingest"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Rampart"))
@@ -66,4 +67,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "retried": len(result.retry),
         },
     )
+    emit_batch_metrics(records, result)  # freshness and partial-batch failures as EMF (rampart.ingest.metrics)
     return result.response()

@@ -9,7 +9,10 @@ through the normal AWS APIs:
 - the DLQ ``<name>-events-dlq`` (14 days retention, redrive-allow policy for the queue only);
 - the queue ``<name>-events`` (redrive policy to the DLQ with ``maxReceiveCount``, 20 s receive wait);
 - the queue policy: ``sqs:SendMessage`` for SNS only when ``aws:SourceArn`` is this topic;
-- the subscription topic -> queue with ``RawMessageDelivery=true`` (docs/contracts.md).
+- the subscription topic -> queue with ``RawMessageDelivery=true`` (docs/contracts.md) and its redrive policy
+  to the delivery DLQ ``<name>-events-delivery-dlq`` (same key, 14 days; its policy lets SNS send for this topic
+  only), where a notification SNS cannot deliver into the queue would go (moto stores the policy; it never fails
+  a delivery to an existing queue, so nothing arrives there locally).
 
 moto stores key and resource policies but does not evaluate them (see docs/local.md).
 """
@@ -52,6 +55,8 @@ class PubSubResources:
     dlq_url: str
     dlq_arn: str
     subscription_arn: str
+    delivery_dlq_url: str = ""
+    delivery_dlq_arn: str = ""
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -194,6 +199,7 @@ def provision(endpoint: str, region: str = DEFAULT_REGION, config: PubSubConfig 
     dlq_policy = {"Version": "2012-10-17", "Statement": [_deny_insecure("sqs:*", dlq_arn)]}
     sqs.set_queue_attributes(QueueUrl=dlq_url, Attributes={"Policy": json.dumps(dlq_policy)})
 
+    delivery_dlq_url, delivery_dlq_arn = _delivery_dlq(sqs, f"{cfg.name}-events-delivery-dlq", topic_arn, kms_attrs)
     subscription_arn = sns.subscribe(
         TopicArn=topic_arn,
         Protocol="sqs",
@@ -201,6 +207,11 @@ def provision(endpoint: str, region: str = DEFAULT_REGION, config: PubSubConfig 
         Attributes={"RawMessageDelivery": "true"},
         ReturnSubscriptionArn=True,
     )["SubscriptionArn"]
+    sns.set_subscription_attributes(
+        SubscriptionArn=subscription_arn,
+        AttributeName="RedrivePolicy",
+        AttributeValue=json.dumps({"deadLetterTargetArn": delivery_dlq_arn}),
+    )
     return PubSubResources(
         region=region,
         kms_key_arn=key_arn,
@@ -211,7 +222,33 @@ def provision(endpoint: str, region: str = DEFAULT_REGION, config: PubSubConfig 
         dlq_url=str(dlq_url),
         dlq_arn=str(dlq_arn),
         subscription_arn=str(subscription_arn),
+        delivery_dlq_url=delivery_dlq_url,
+        delivery_dlq_arn=delivery_dlq_arn,
     )
+
+
+def _delivery_dlq(sqs: Any, name: str, topic_arn: str, kms_attrs: dict[str, str]) -> tuple[str, str]:
+    """The subscription's dead-letter queue, as iac/modules/pubsub creates it: (url, arn)."""
+    url = str(
+        sqs.create_queue(QueueName=name, Attributes={"MessageRetentionPeriod": "1209600", **kms_attrs})["QueueUrl"]
+    )
+    arn = str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "SnsRedriveFromThisTopicOnly",
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+            },
+            _deny_insecure("sqs:*", arn),
+        ],
+    }
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+    return url, arn
 
 
 # -- the emulator process ------------------------------------------------------------------------------------------

@@ -48,6 +48,8 @@ class StackState:
     started_at: str
     children: dict[str, int] = field(default_factory=dict)
     postgres_pid: int | None = None
+    # The stack's log folder: `status` reads the SLIs there (gateway access log, the ingest's EMF lines).
+    logs_dir: str | None = None
     temp_dirs: list[str] = field(default_factory=list)
     version: int = STATE_VERSION
     # The stack's `name`: `rampart keys` finds its usage plans and client secrets by it.
