@@ -63,11 +63,13 @@ terraform-apply: iac-tfrc ## Apply exactly the sealed plan of this commit (refus
 # matrix of who may assume which role (tests/pipeline/, docs/terraform.md). Inside `make test` the gate jobs'
 # make targets already ran (TEST_STEPS before this one), so it reuses them: REHEARSAL_GATE=reuse.
 REHEARSAL_GATE ?= run
+REHEARSAL_REUSED_TARGETS ?=
 pipeline-rehearsal: install ## Rehearse the workflows end to end against moto; print the trust matrix
-	@REHEARSAL_GATE=$(REHEARSAL_GATE) TF_CLI_CONFIG_FILE= $(BIN)/pytest tests/pipeline -m rehearsal -p no:cacheprovider -s $(PYTEST_ARGS)
+	@REHEARSAL_GATE=$(REHEARSAL_GATE) REHEARSAL_REUSED_TARGETS="$(REHEARSAL_REUSED_TARGETS)" TF_CLI_CONFIG_FILE= \
+	  $(BIN)/pytest tests/pipeline -m rehearsal -p no:cacheprovider -s $(PYTEST_ARGS)
 
 pipeline-rehearsal-in-make-test:
-	@$(MAKE) --no-print-directory pipeline-rehearsal REHEARSAL_GATE=reuse
+	@$(MAKE) --no-print-directory pipeline-rehearsal REHEARSAL_GATE=reuse REHEARSAL_REUSED_TARGETS="$(TEST_STEPS)"
 
 TEST_STEPS += pipeline-rehearsal-in-make-test
 
