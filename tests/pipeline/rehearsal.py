@@ -358,10 +358,9 @@ class Rehearsal:
         uses = str(step["uses"]).split("@")[0]
         with_ = {k: render(v, lookup) for k, v in (step.get("with") or {}).items()}
         if uses == "actions/checkout":
-            sh("git", "clone", "--quiet", str(self.origin), str(ws / "src"))
-            for item in (ws / "src").iterdir():
-                item.rename(ws / item.name)
-            (ws / "src").rmdir()
+            sh("git", "clone", "--quiet", "--no-checkout", str(self.origin), str(ws / ".checkout"))
+            (ws / ".checkout" / ".git").rename(ws / ".git")
+            (ws / ".checkout").rmdir()
             sh("git", "-C", str(ws), "checkout", "--quiet", run.sha)
             self.write_overrides(ws)
             return {}, f" - stand-in: clone at {run.sha[:10]} (+ emulator *_override.tf)"
