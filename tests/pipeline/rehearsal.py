@@ -362,8 +362,10 @@ class Rehearsal:
             (ws / ".checkout" / ".git").rename(ws / ".git")
             (ws / ".checkout").rmdir()
             sh("git", "-C", str(ws), "checkout", "--quiet", run.sha)
-            self.write_overrides(ws)
-            return {}, f" - stand-in: clone at {run.sha[:10]} (+ emulator *_override.tf)"
+            if any(str(s.get("uses", "")).startswith("aws-actions/") for s in job.get("steps") or []):
+                self.write_overrides(ws)  # only where Terraform will talk to "AWS"; scanners see the real code
+                return {}, f" - stand-in: clone at {run.sha[:10]} (+ emulator *_override.tf)"
+            return {}, f" - stand-in: clone at {run.sha[:10]}"
         if uses == "actions/setup-python":
             link_toolchain(ws)
             return {}, " - stand-in: the local toolchain (.venv, .venv-checkov of this checkout)"
