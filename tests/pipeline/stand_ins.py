@@ -119,11 +119,12 @@ class ApiStandIn:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 key = self.headers.get("x-api-key")
+                route = self.path.removeprefix("/v1")  # the stage (API Gateway's invoke URL ends in /v1)
                 if not key or key not in stand_in.valid_keys():
                     status, body = 403, {"message": "Forbidden"}
-                elif self.path.startswith("/v1/health"):
+                elif route.startswith("/v1/health"):
                     status, body = 200, {"status": "ok"}
-                elif self.path.startswith("/v1/events"):
+                elif route.startswith("/v1/events"):
                     status, body = 200, {"items": [], "next_cursor": None}
                 else:
                     status, body = 404, {"error": {"code": "not_found"}}
