@@ -72,9 +72,7 @@ def rds_connect_specific_user(statements: Statements) -> CheckResult:
 # environment:<name>, ref:refs/heads/<branch>, ...). No `*` or `?` anywhere: StringLike would make them patterns.
 _OWNER = r"[A-Za-z0-9][A-Za-z0-9-]{0,38}"
 _NAME = r"[A-Za-z0-9_.-]{1,100}"
-_REPO_SUB = re.compile(
-    rf"^repo:(\$\{{[^}}*?]+\}}|{_OWNER}/{_NAME}|{_OWNER}@[0-9]+/{_NAME}@[0-9]+):[^*?\s]+$"
-)
+_REPO_SUB = re.compile(rf"^repo:(\$\{{[^}}*?]+\}}|{_OWNER}/{_NAME}|{_OWNER}@[0-9]+/{_NAME}@[0-9]+):[^*?\s]+$")
 
 
 def _condition_values(st: dict[str, Any], tests: set[str], suffix: str) -> list[str] | None:

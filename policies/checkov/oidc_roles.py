@@ -11,6 +11,7 @@ CKV_RAMPART_18: no two roles of a directory trust the same OIDC `sub`: a job cou
 
 from __future__ import annotations
 
+import ast
 import re
 import sys
 from functools import lru_cache
@@ -32,17 +33,27 @@ from checkov.terraform.checks.resource.base_resource_check import BaseResourceCh
 
 Statements = list[dict[str, Any]]
 WEB_IDENTITY = re.compile(r"^sts:(\*|assumerolewithwebidentity|assumerole\*)$", re.IGNORECASE)
-BROAD_MANAGED = ("ReadOnlyAccess", "ViewOnlyAccess", "AdministratorAccess", "PowerUserAccess", "SecretsManager",
-                 "SecurityAudit", "ReadOnly")  # fmt: skip
-# (action, resource) a pull request's role must never be granted; unresolved references count as wildcards.
-SECRET_PROBES = [
-    ("secretsmanager:GetSecretValue", "arn:aws:secretsmanager:eu-central-1:111122223333:secret:any-AbCdEf"),
-    ("secretsmanager:BatchGetSecretValue", "*"),
-    ("apigateway:GET", "arn:aws:apigateway:eu-central-1::/apikeys/abc123"),
-    ("ssm:GetParameter", "arn:aws:ssm:eu-central-1:111122223333:parameter/any"),
-    ("s3:PutObject", "arn:aws:s3:::any-state-bucket/env/terraform.tfstate.tflock"),
-    ("s3:DeleteObject", "arn:aws:s3:::any-state-bucket/env/terraform.tfstate.tflock"),
+BROAD_MANAGED = (
+    "ReadOnlyAccess",
+    "ViewOnlyAccess",
+    "AdministratorAccess",
+    "PowerUserAccess",
+    "SecretsManager",
+    "SecurityAudit",
+    "ReadOnly",
+)
+# Actions a pull request's role must never be granted, on any resource (a secret is secret whichever it is; any
+# object write can plant a state lock), and API Gateway reads that can reach a key value (GET /apikeys...).
+SECRET_ACTIONS = [
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:BatchGetSecretValue",
+    "ssm:GetParameter",
+    "ssm:GetParameters",
+    "ssm:GetParametersByPath",
+    "s3:PutObject",
+    "s3:DeleteObject",
 ]
+API_KEY_PATH = "/apikeys/abc123"
 
 
 def _scan_roots() -> list[Path]:
@@ -76,7 +87,7 @@ def _blocks(directory: Path) -> dict[str, dict[str, dict[str, Any]]]:
             continue
         try:
             parsed = hcl2.loads(path.read_text())
-        except Exception:  # noqa: BLE001 - an unparsable file is checkov's own error to report
+        except Exception:  # noqa: BLE001, S112 - an unparsable file is checkov's own error to report
             continue
         for kind, prefix in (("resource", ""), ("data", "data.")):
             for block in parsed.get(kind, []):
@@ -95,16 +106,35 @@ def _document_statements(conf: dict[str, Any]) -> Statements:
 
 
 _DOC_REF = re.compile(r"^\$\{data\.aws_iam_policy_document\.([A-Za-z0-9_-]+)\.json\}$")
+OPAQUE = {
+    "Effect": "Allow",
+    "Action": ["*"],
+    "NotAction": [],
+    "Resource": ["*"],
+    "Principal": {},
+    "Condition": {},
+    "Opaque": True,
+}
 
 
 def _policy(value: Any, blocks: dict[str, dict[str, dict[str, Any]]]) -> Statements:
+    """Statements of a policy attribute: a policy document data source, JSON, or jsonencode(...). A jsonencode
+    the parser leaves unevaluated yields its `sub` values only (for trusts) and counts as granting anything
+    otherwise, so a pull request's role must keep its permissions where they can be read."""
     value = first(value)
     if isinstance(value, str):
-        match = _DOC_REF.match(value.strip())
+        text = value.strip()
+        match = _DOC_REF.match(text)
         if match:
             conf = blocks.get("data.aws_iam_policy_document", {}).get(match.group(1))
-            return _document_statements(conf) if conf else []
-    return policy_statements(value)
+            return _document_statements(conf) if conf else [OPAQUE]
+        if text.startswith("${jsonencode(") and text.endswith(")}"):
+            try:  # the parser renders a literal object as a Python literal
+                return policy_statements(ast.literal_eval(text[len("${jsonencode(") : -2]))
+            except (ValueError, SyntaxError):
+                return [OPAQUE]
+    statements = policy_statements(value)
+    return statements if statements or value in (None, "") else [OPAQUE]
 
 
 def _refers_to(value: Any, role: str) -> bool:
@@ -162,23 +192,41 @@ def _trusts_pull_requests(trust: Statements) -> bool:
     return any(_glob(sub, "repo:owner/name:pull_request") or sub.endswith(":pull_request") for sub in _subjects(trust))
 
 
-def _granted(permissions: Statements, action: str, resource: str) -> bool:
-    def matches(st: dict[str, Any]) -> bool:
-        return any(_glob(a, action) for a in st["Action"]) and (
-            not st["Resource"] or any(_glob(r, resource) for r in st["Resource"])
-        )
+def _api_key_path(resource: str) -> bool:
+    path = resource.split("::", 1)[1] if "::" in resource else resource
+    return _glob(path, API_KEY_PATH)
 
-    allowed = any(st["Effect"].lower() == "allow" and matches(st) for st in permissions)
-    denied = any(st["Effect"].lower() == "deny" and not st["Condition"] and matches(st) for st in permissions)
-    return allowed and not denied
+
+def _granted(permissions: Statements, action: str, on: Any = None) -> bool:
+    """Some Allow grants `action` on a resource `on` accepts (any, by default), and no unconditional Deny of it
+    covers every resource (Resource "*", or the same resources)."""
+
+    def actions(st: dict[str, Any]) -> bool:
+        return any(_glob(a, action) for a in st["Action"])
+
+    def resources(st: dict[str, Any]) -> bool:
+        return on is None or any(on(r) for r in st["Resource"] or ["*"])
+
+    allows = [st for st in permissions if st["Effect"].lower() == "allow" and actions(st) and resources(st)]
+    denies = [st for st in permissions if st["Effect"].lower() == "deny" and not st["Condition"] and actions(st)]
+    for allow in allows:
+        if not any("*" in deny["Resource"] or set(allow["Resource"]) <= set(deny["Resource"]) for deny in denies):
+            return True
+    return False
 
 
 def _decrypts_outside_s3(permissions: Statements) -> bool:
     for st in permissions:
         if st["Effect"].lower() != "allow" or not any(_glob(a, "kms:Decrypt") for a in st["Action"]):
             continue
-        via = [str(v) for test, pairs in st["Condition"].items() if test == "StringEquals"
-               for k, values in pairs.items() if k == "kms:ViaService" for v in values]  # fmt: skip
+        via = [
+            str(v)
+            for test, pairs in st["Condition"].items()
+            if test == "StringEquals"
+            for k, values in pairs.items()
+            if k == "kms:ViaService"
+            for v in values
+        ]
         if not via or not all(v.startswith("s3.") for v in via):
             return True
     return False
@@ -192,7 +240,9 @@ def pull_request_role_reads_nothing_secret(blocks: dict[str, Any], role: str) ->
         return CheckResult.PASSED
     if any(name in arn for arn in managed for name in BROAD_MANAGED):
         return CheckResult.FAILED
-    if any(_granted(permissions, action, resource) for action, resource in SECRET_PROBES):
+    if any(_granted(permissions, action) for action in SECRET_ACTIONS):
+        return CheckResult.FAILED
+    if _granted(permissions, "apigateway:GET", on=_api_key_path):
         return CheckResult.FAILED
     return CheckResult.FAILED if _decrypts_outside_s3(permissions) else CheckResult.PASSED
 
@@ -215,8 +265,9 @@ class _DirectoryRoleCheck(BaseResourceCheck):
         self._directory: Path | None = None
         self._role = ""
 
-    def run(self, scanned_file: str, entity_configuration: Any, entity_name: str, entity_type: str,
-            skip_info: Any) -> Any:  # fmt: skip
+    def run(
+        self, scanned_file: str, entity_configuration: Any, entity_name: str, entity_type: str, skip_info: Any
+    ) -> Any:
         self._directory = _directory_of(scanned_file)
         self._role = entity_name.rsplit(".", 1)[-1]
         return super().run(scanned_file, entity_configuration, entity_name, entity_type, skip_info)

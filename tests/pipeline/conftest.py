@@ -18,7 +18,17 @@ import pytest
 
 from tests.iac.emulator import free_port
 from tests.pipeline import stand_ins
-from tests.pipeline.rehearsal import ACCOUNT, REGION, REPO, STACK, Rehearsal, link_toolchain, progress, sh
+from tests.pipeline.rehearsal import (
+    ACCOUNT,
+    REGION,
+    REPO,
+    STACK,
+    Rehearsal,
+    link_toolchain,
+    load_workflow,
+    progress,
+    sh,
+)
 from tests.pipeline.trust_matrix import trust_matrix
 
 BOUNDARY_NAME = f"{STACK}-permissions-boundary"
@@ -32,8 +42,10 @@ def start_moto(log: Path) -> tuple[subprocess.Popen[bytes], str]:
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [str(REPO / ".venv" / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log.open("w"), stderr=subprocess.STDOUT, env=dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true"),
-    )  # fmt: skip
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true"),
+    )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -48,9 +60,10 @@ def start_moto(log: Path) -> tuple[subprocess.Popen[bytes], str]:
 def docs_policy(kind: str, substitutions: dict[str, str]) -> str:
     for found, _name, body in POLICY_BLOCK.findall((REPO / "docs" / "terraform.md").read_text()):
         if found == kind:
+            text = body
             for placeholder, value in substitutions.items():
-                body = body.replace(placeholder, value)
-            return json.dumps(json.loads(body))
+                text = text.replace(placeholder, value)
+            return json.dumps(json.loads(text))
     raise AssertionError(f"docs/terraform.md has no {kind} policy")
 
 
@@ -102,8 +115,14 @@ def first_apply(r: Rehearsal, sha: str) -> dict[str, Any]:
     for target in ("package", "seal-zips", "terraform-plan", "terraform-apply"):
         started = time.monotonic()
         log = r.workdir / f"bootstrap-{target}.log"
-        proc = subprocess.run(["make", "--no-print-directory", target], cwd=ws, env=env,
-                              stdout=log.open("w"), stderr=subprocess.STDOUT, check=False)  # fmt: skip
+        proc = subprocess.run(
+            ["make", "--no-print-directory", target],
+            cwd=ws,
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
         if proc.returncode != 0:
             raise AssertionError(f"bootstrap make {target} failed:\n" + "\n".join(log.read_text().splitlines()[-40:]))
         progress(f"bootstrap: make {target} ok ({time.monotonic() - started:.0f}s, administrator credentials)")
@@ -114,14 +133,20 @@ def first_apply(r: Rehearsal, sha: str) -> dict[str, Any]:
 def issue_smoke_test_key(r: Rehearsal, usage_plan_id: str) -> None:
     """What `rampart keys create --client smoke-test` does (conventions.md), done here with boto3."""
     apigw, sm = r.client("apigateway"), r.client("secretsmanager")
-    key = apigw.create_api_key(name=f"{STACK}-smoke-test-1", enabled=True,
-                               tags={"rampart:stack": STACK, "rampart:client": "smoke-test"})  # fmt: skip
+    key = apigw.create_api_key(
+        name=f"{STACK}-smoke-test-1", enabled=True, tags={"rampart:stack": STACK, "rampart:client": "smoke-test"}
+    )
     apigw.create_usage_plan_key(usagePlanId=usage_plan_id, keyId=key["id"], keyType="API_KEY")
-    document = {"client": "smoke-test", "tier": "standard",
-                "current": {"id": key["id"], "value": key["value"], "created_at": "2026-12-01T00:00:00Z"},
-                "previous": None, "previous_expires_at": None}  # fmt: skip
-    sm.create_secret(Name=f"{STACK}/api-keys/smoke-test", KmsKeyId=f"alias/{STACK}-api-keys",
-                     SecretString=json.dumps(document))  # fmt: skip
+    document = {
+        "client": "smoke-test",
+        "tier": "standard",
+        "current": {"id": key["id"], "value": key["value"], "created_at": "2026-12-01T00:00:00Z"},
+        "previous": None,
+        "previous_expires_at": None,
+    }
+    sm.create_secret(
+        Name=f"{STACK}/api-keys/smoke-test", KmsKeyId=f"alias/{STACK}-api-keys", SecretString=json.dumps(document)
+    )
     progress("bootstrap: smoke-test client key issued (as `rampart keys create --client smoke-test` would)")
 
 
@@ -152,13 +177,18 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     gate_mode = os.environ.get("REHEARSAL_GATE", "run")
     reused = set(os.environ.get("REHEARSAL_REUSED_TARGETS", "").split())
     r = Rehearsal(workdir, moto_url, gate_mode, reused)
-    stand_ins.install(r.stand_ins, python=str(REPO / ".venv" / "bin" / "python"), real_aws=str(REPO / ".venv" / "bin" / "aws"))  # fmt: skip
+    venv = REPO / ".venv" / "bin"
+    stand_ins.install(r.stand_ins, python=str(venv / "python"), real_aws=str(venv / "aws"))
     r.extra_env["REHEARSAL_SIGNER_JOBS"] = str(workdir / "signer-jobs.json")
     try:
         r.make_origin()
         boot = bootstrap_account(r)
-        main = r.commit("main", "bootstrap: the plan role may read the state (docs/terraform.md step 6)", lambda ws: (
-            set_tfvar("state_bucket_name", f'"{STATE_BUCKET}"')(ws), set_tfvar("state_kms_key_arn", f'"{boot["state_key"]}"')(ws)))  # fmt: skip
+
+        def state_access(ws: Path) -> None:
+            set_tfvar("state_bucket_name", f'"{STATE_BUCKET}"')(ws)
+            set_tfvar("state_kms_key_arn", f'"{boot["state_key"]}"')(ws)
+
+        main = r.commit("main", "bootstrap: the plan role may read the state (docs/terraform.md step 6)", state_access)
         outputs = first_apply(r, main)
         issue_smoke_test_key(r, outputs["api_usage_plan_ids"]["standard"])
         with stand_ins.ApiStandIn(lambda: valid_keys(r)) as api:
@@ -175,11 +205,16 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
                 "RAMPART_API_URL": api.url,  # stand-in: moto's API Gateway cannot invoke the Lambda
                 "RAMPART_API_KEY_SECRET_ID": f"{STACK}/api-keys/smoke-test",
             }
-            r.role_arns = {"plan": r.vars["AWS_PLAN_ROLE_ARN"], "apply": r.vars["AWS_APPLY_ROLE_ARN"],
-                           "deploy": r.vars["AWS_DEPLOY_ROLE_ARN"]}  # fmt: skip
+            r.role_arns = {
+                "plan": r.vars["AWS_PLAN_ROLE_ARN"],
+                "apply": r.vars["AWS_APPLY_ROLE_ARN"],
+                "deploy": r.vars["AWS_DEPLOY_ROLE_ARN"],
+            }
             lam = r.client("lambda")
-            before = {fn: lam.get_alias(FunctionName=fn, Name="live")["FunctionVersion"]
-                      for fn in (outputs["ingest_function_name"], outputs["api_function_name"])}  # fmt: skip
+            before = {
+                fn: lam.get_alias(FunctionName=fn, Name="live")["FunctionVersion"]
+                for fn in (outputs["ingest_function_name"], outputs["api_function_name"])
+            }
 
             # A pull request that changes the infrastructure: ci.yml and terraform.yml run on its merge ref.
             head = r.commit(
@@ -203,8 +238,6 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
                 src = push.artifacts / name
                 if src.is_dir():
                     sh("cp", "-r", str(src), str(rerun.artifacts / name))
-            from tests.pipeline.rehearsal import load_workflow
-
             doc = load_workflow(REPO / ".github" / "workflows" / "deploy.yml")
             rerun.jobs.update({k: v for k, v in push.jobs.items() if k in {"gate", "plan"}})
             stale = r.run_job(rerun, doc, "deploy.yml", "apply", "")

@@ -26,17 +26,17 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import yaml
 
 from tests.iac.emulator import FUNCTIONS_OVERRIDE, PUBSUB_OVERRIDE, SERVICES
-from tests.pipeline.github_oidc import JobContext, NoToken, Repository, mint_claims, may_assume, unsigned_jwt
+from tests.pipeline.github_oidc import JobContext, NoToken, Repository, may_assume, mint_claims, unsigned_jwt
 
 REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"  # moto's account
@@ -95,7 +95,7 @@ def evaluate_expression(expr: str, lookup: Callable[[str], Any]) -> Any:
             out.append(repr(token == "true"))
         else:
             out.append(repr(lookup(token)))
-    return eval("".join(out), {"__builtins__": {}}, {})  # noqa: S307 - tokens above, values as repr literals
+    return eval("".join(out), {"__builtins__": {}}, {})
 
 
 def render(value: Any, lookup: Callable[[str], Any]) -> Any:
@@ -174,8 +174,18 @@ class Rehearsal:
         sh("git", "clone", "--quiet", "--branch", "main", str(self.origin), str(scratch))
         env = {**os.environ, **GIT_ENV}
         sh("git", "-C", str(scratch), "fetch", "--quiet", "origin", head_branch, env=env)
-        sh("git", "-C", str(scratch), "merge", "--quiet", "--no-ff", "-m", f"Merge pull request #{number}",
-           "FETCH_HEAD", env=env)  # fmt: skip
+        sh(
+            "git",
+            "-C",
+            str(scratch),
+            "merge",
+            "--quiet",
+            "--no-ff",
+            "-m",
+            f"Merge pull request #{number}",
+            "FETCH_HEAD",
+            env=env,
+        )
         sh("git", "-C", str(scratch), "push", "--quiet", "origin", f"HEAD:refs/pull/{number}/merge", env=env)
         sha = sh("git", "-C", str(scratch), "rev-parse", "HEAD").strip()
         shutil.rmtree(scratch)
@@ -206,8 +216,14 @@ class Rehearsal:
                 run.jobs[f"{prefix}{job_id}"] = self.run_job(run, doc, workflow_file, job_id, prefix)
         return all(r.result in {"success", "skipped"} for k, r in run.jobs.items() if k.startswith(prefix))
 
-    def lookup(self, run: WorkflowRun, needs: dict[str, JobResult], steps: dict[str, Any], prefix: str = "",
-               failed: bool = False) -> Callable[[str], Any]:  # fmt: skip
+    def lookup(
+        self,
+        run: WorkflowRun,
+        needs: dict[str, JobResult],
+        steps: dict[str, Any],
+        prefix: str = "",
+        failed: bool = False,
+    ) -> Callable[[str], Any]:
         def resolve(name: str) -> Any:
             if name == "cancelled()":
                 return False
@@ -217,8 +233,13 @@ class Rehearsal:
             if parts[0] == "vars":
                 return self.vars.get(parts[1], "")
             if parts[0] == "github":
-                return {"run_id": str(run.run_id), "sha": run.sha, "ref": run.ref, "event_name": run.event_name,
-                        "workflow": run.workflow}[parts[1]]  # fmt: skip
+                return {
+                    "run_id": str(run.run_id),
+                    "sha": run.sha,
+                    "ref": run.ref,
+                    "event_name": run.event_name,
+                    "workflow": run.workflow,
+                }[parts[1]]
             if parts[0] == "needs":
                 result = needs[f"{prefix}{parts[1]}"]
                 return result.result if parts[2] == "result" else result.outputs.get(parts[3], "")
@@ -237,9 +258,14 @@ class Rehearsal:
         expression = condition[3:-2] if condition.startswith("${{") else condition
         all_ok = all(r.result == "success" for r in needs.values())
         status_function = any(f in expression for f in ("always()", "cancelled()", "failure()", "success()"))
-        runs = all_ok if not expression else (
-            (status_function or all_ok) and bool(evaluate_expression(expression, self.lookup(run, needs, {}, prefix)))
-        )  # fmt: skip
+        runs = (
+            all_ok
+            if not expression
+            else (
+                (status_function or all_ok)
+                and bool(evaluate_expression(expression, self.lookup(run, needs, {}, prefix)))
+            )
+        )
         if not runs:
             progress(f"{label}: skipped (if: {expression or 'needs succeeded'})")
             return JobResult(label, "skipped")
@@ -250,8 +276,9 @@ class Rehearsal:
             return JobResult(label, "success" if ok else "failure")
         return self.run_steps(run, doc, job_id, job, needs, label, prefix)
 
-    def job_env(self, run: WorkflowRun, doc: dict[str, Any], job: dict[str, Any], ws: Path,
-                lookup: Callable[[str], Any]) -> dict[str, str]:  # fmt: skip
+    def job_env(
+        self, run: WorkflowRun, doc: dict[str, Any], job: dict[str, Any], ws: Path, lookup: Callable[[str], Any]
+    ) -> dict[str, str]:
         runner = ws.parent / "runner"
         runner.mkdir()
         for name in ("env", "output", "summary", "path"):
@@ -293,8 +320,16 @@ class Rehearsal:
                 env[key] = str(render(value, lookup))
         return env
 
-    def run_steps(self, run: WorkflowRun, doc: dict[str, Any], job_id: str, job: dict[str, Any],
-                  needs: dict[str, JobResult], label: str, prefix: str) -> JobResult:  # fmt: skip
+    def run_steps(
+        self,
+        run: WorkflowRun,
+        doc: dict[str, Any],
+        job_id: str,
+        job: dict[str, Any],
+        needs: dict[str, JobResult],
+        label: str,
+        prefix: str,
+    ) -> JobResult:
         jobdir = self.workdir / "runs" / f"{run.run_id}-{run.workflow}" / "jobs" / label.replace("/", "__")
         ws = jobdir / "workspace"
         ws.mkdir(parents=True)
@@ -303,8 +338,10 @@ class Rehearsal:
         job = {**job, "__callee": "ci.yml" if doc.get("name") == "ci" else ""}
         env = self.job_env(run, doc, job, ws, self.lookup(run, needs, steps_ctx, prefix))
         failed = False
-        progress(f"{label}: started ({'environment ' + job['environment'] + ', ' if 'environment' in job else ''}"
-                 f"{len(job.get('steps') or [])} steps)")  # fmt: skip
+        progress(
+            f"{label}: started ({'environment ' + job['environment'] + ', ' if 'environment' in job else ''}"
+            f"{len(job.get('steps') or [])} steps)"
+        )
         for index, step in enumerate(job.get("steps") or [], 1):
             name = step.get("name") or step.get("run") or step.get("uses", "").split("@")[0]
             condition = str(step.get("if", "")).strip()
@@ -335,12 +372,21 @@ class Rehearsal:
             result.outputs[key] = str(render(value, self.lookup(run, needs, steps_ctx, prefix)))
         return result
 
-    def run_step(self, run: WorkflowRun, job_id: str, job: dict[str, Any], step: dict[str, Any],
-                 env: dict[str, str], ws: Path, lookup: Callable[[str], Any], label: str,
-                 result: JobResult) -> tuple[dict[str, str], str]:  # fmt: skip
+    def run_step(
+        self,
+        run: WorkflowRun,
+        job_id: str,
+        job: dict[str, Any],
+        step: dict[str, Any],
+        env: dict[str, str],
+        ws: Path,
+        lookup: Callable[[str], Any],
+        label: str,
+        result: JobResult,
+    ) -> tuple[dict[str, str], str]:
         if "run" in step:
             script = str(step["run"])
-            words = script.split("#")[0].split()
+            words = script.split("#", maxsplit=1)[0].split()
             reusable = self.gate_mode == "reuse" and job.get("__callee") == "ci.yml"
             if reusable and words[:1] == ["make"] and len(words) > 1 and words[1] in self.reused_targets:
                 return {}, f" - reused: `make {words[1]}` passed earlier in this `make test`"
@@ -348,8 +394,9 @@ class Rehearsal:
             output_file.write_text("")
             step_env = {**env, **{k: str(render(v, lookup)) for k, v in (step.get("env") or {}).items()}}
             log = ws.parent / f"step-{len(result.steps) + 1}.log"
-            proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=ws,
-                                  env=step_env, stdout=log.open("w"), stderr=subprocess.STDOUT, check=False)  # fmt: skip
+            shell = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script]  # GitHub's `run:` shell
+            with log.open("w") as out:
+                proc = subprocess.run(shell, cwd=ws, env=step_env, stdout=out, stderr=subprocess.STDOUT, check=False)
             if proc.returncode != 0:
                 tail = "\n".join(log.read_text().splitlines()[-40:])
                 raise StepFailed(f" - exit {proc.returncode}, log {log}\n{tail}")
@@ -392,14 +439,29 @@ class Rehearsal:
         env.update(parse_outputs(env_file.read_text()))
         env_file.write_text("")
 
-    def configure_credentials(self, run: WorkflowRun, job_id: str, job: dict[str, Any], with_: dict[str, Any],
-                              env: dict[str, str], label: str, result: JobResult) -> str:  # fmt: skip
+    def configure_credentials(
+        self,
+        run: WorkflowRun,
+        job_id: str,
+        job: dict[str, Any],
+        with_: dict[str, Any],
+        env: dict[str, str],
+        label: str,
+        result: JobResult,
+    ) -> str:
         permissions = job.get("permissions") or {}
         context = JobContext(
-            repository=THIS_REPOSITORY, workflow=run.workflow, job=job_id, event_name=run.event_name, ref=run.ref,
-            id_token_write=permissions.get("id-token") == "write", environment=job.get("environment"),
-            from_fork=run.from_fork, run_id=run.run_id, sha=run.sha,
-        )  # fmt: skip
+            repository=THIS_REPOSITORY,
+            workflow=run.workflow,
+            job=job_id,
+            event_name=run.event_name,
+            ref=run.ref,
+            id_token_write=permissions.get("id-token") == "write",
+            environment=job.get("environment"),
+            from_fork=run.from_fork,
+            run_id=run.run_id,
+            sha=run.sha,
+        )
         try:
             claims = mint_claims(context)
         except NoToken as why:
@@ -426,8 +488,6 @@ class Rehearsal:
 
     # -- emulator --------------------------------------------------------------------------------------------
     def client(self, service: str) -> Any:
-        import boto3
-
         return boto3.client(
             service,
             endpoint_url=self.moto_url,

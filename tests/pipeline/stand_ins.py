@@ -117,7 +117,7 @@ class ApiStandIn:
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 key = self.headers.get("x-api-key")
                 route = self.path.removeprefix("/v1")  # the stage (API Gateway's invoke URL ends in /v1)
                 if not key or key not in stand_in.valid_keys():

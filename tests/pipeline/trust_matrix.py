@@ -65,15 +65,19 @@ def contexts() -> list[tuple[str, JobContext]]:
         ("a fork's pull request (runs here, GitHub mints no token)", replace(plan, from_fork=True)),
         ("a pull request edited to run in environment production", replace(plan, environment="production")),
         ("a pull request edited to run in environment production-infra", replace(plan, environment="production-infra")),
-        ("a push to a feature branch asking for a token", replace(deploy, job="any", ref="refs/heads/feature",
-                                                                  environment=None)),
+        (
+            "a push to a feature branch asking for a token",
+            replace(deploy, job="any", ref="refs/heads/feature", environment=None),
+        ),
         ("a fork's own deploy.yml (mallory/rampart)", replace(deploy, repository=FORK)),
         ("a fork's own apply job (mallory/rampart)", replace(apply, repository=FORK)),
         ("a fork's own pull request plan (mallory/rampart)", replace(plan, repository=FORK)),
         ("another repository's deploy job (other-org/other-repo)", replace(deploy, repository=OTHER)),
-        ("this repository after opting in to immutable subjects, unconfigured",
-         replace(deploy, repository=replace(THIS, immutable_subjects=True))),
-    ]  # fmt: skip
+        (
+            "this repository after opting in to immutable subjects, unconfigured",
+            replace(deploy, repository=replace(THIS, immutable_subjects=True)),
+        ),
+    ]
     return found
 
 
