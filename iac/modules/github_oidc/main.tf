@@ -34,7 +34,7 @@ locals {
 
   # The smoke-test client's key secret (created by `rampart keys create --client smoke-test`): Secrets
   # Manager appends a dash and six random characters to the name in the ARN.
-  smoke_test_secret_arn = "arn:${local.partition}:secretsmanager:${local.region}:${local.account_id}:secret:${var.name}/api-keys/smoke-test-??????"
+  smoke_test_key_arn_pattern = "arn:${local.partition}:secretsmanager:${local.region}:${local.account_id}:secret:${var.name}/api-keys/smoke-test-??????"
 
   state_bucket_arn = var.state_bucket_name == null ? null : "arn:${local.partition}:s3:::${var.state_bucket_name}"
 }
@@ -176,7 +176,7 @@ data "aws_iam_policy_document" "deploy" {
   statement {
     sid       = "ReadTheSmokeTestApiKey"
     actions   = ["secretsmanager:GetSecretValue"]
-    resources = [local.smoke_test_secret_arn]
+    resources = [local.smoke_test_key_arn_pattern]
   }
 
   statement {
@@ -193,7 +193,7 @@ data "aws_iam_policy_document" "deploy" {
     condition {
       test     = "ArnLike"
       variable = "kms:EncryptionContext:SecretARN"
-      values   = [local.smoke_test_secret_arn]
+      values   = [local.smoke_test_key_arn_pattern]
     }
   }
 
