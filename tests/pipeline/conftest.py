@@ -180,6 +180,9 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     venv = REPO / ".venv" / "bin"
     stand_ins.install(r.stand_ins, python=str(venv / "python"), real_aws=str(venv / "aws"))
     r.extra_env["REHEARSAL_SIGNER_JOBS"] = str(workdir / "signer-jobs.json")
+    advisories = (REPO / ".." / "shared" / "advisory-db" / "vulns").resolve()
+    if advisories.is_dir():  # `make audit` in a gate job: the offline snapshot beside this checkout
+        r.extra_env["ADVISORY_DB"] = str(advisories)
     try:
         r.make_origin()
         boot = bootstrap_account(r)
