@@ -20,14 +20,13 @@ backend are pointed at moto by *_override.tf files written into each checkout (a
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,7 +141,6 @@ class Rehearsal:
         self.vars: dict[str, str] = {}
         self.role_arns: dict[str, str] = {}
         self.next_run = 1000
-        self.api_port = 0
         self.assumed: list[tuple[str, str, str]] = []  # (workflow/job, role purpose, sub)
         self.extra_env: dict[str, str] = {}
 
@@ -595,12 +593,3 @@ def download_artifact(run: WorkflowRun, ws: Path, with_: dict[str, Any]) -> str:
     target = ws / str(with_.get("path", "."))
     shutil.copytree(source, target, dirs_exist_ok=True)
     return f" - stand-in: artifact {source.name} -> {with_.get('path', '.')}"
-
-
-def iter_jobs(rehearsal_runs: list[WorkflowRun]) -> Iterator[JobResult]:
-    for run in rehearsal_runs:
-        yield from run.jobs.values()
-
-
-def utc_now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
