@@ -87,8 +87,8 @@ def _blocks(directory: Path) -> dict[str, dict[str, dict[str, Any]]]:
             continue
         try:
             parsed = hcl2.loads(path.read_text())
-        except Exception:  # noqa: BLE001, S112 - an unparsable file is checkov's own error to report
-            continue
+        except Exception:  # noqa: BLE001 - an unparsable file is checkov's own error to report
+            parsed = {}
         for kind, prefix in (("resource", ""), ("data", "data.")):
             for block in parsed.get(kind, []):
                 for rtype, named in block.items():
