@@ -24,8 +24,10 @@ from tests.pipeline.iam_eval import ALLOW, EXPLICIT_DENY, IMPLICIT_DENY, Request
 pytestmark = pytest.mark.emulate
 
 SUB = "token.actions.githubusercontent.com:sub"
-# Attribute names that hold a secret when they hold anything (write-only attributes are null in state).
-SECRET_ATTRIBUTES = {"value", "secret_string", "secret_binary", "password", "master_password", "random_password"}
+# Attributes that hold a secret whenever they hold anything (write-only ones are null in state): by name
+# anywhere, and `value` where the resource type makes it a secret.
+SECRET_ATTRIBUTES = {"secret_string", "secret_binary", "password", "master_password", "private_key", "secret"}
+SECRET_VALUE_TYPES = {"aws_api_gateway_api_key", "aws_ssm_parameter", "aws_secretsmanager_secret_version"}
 
 
 def walk(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
@@ -67,7 +69,11 @@ def test_no_key_value_or_secret_string_anywhere_in_state(stack: dict[str, Any], 
         f"{r['address']}.{path}"
         for r in resources(state["values"]["root_module"])
         for path, value in walk(r.get("values", {}))
-        if path.split(".")[-1].split("[")[0] in SECRET_ATTRIBUTES and value not in (None, "", [], {})
+        if value not in (None, "", [], {})
+        and (
+            (name := path.split(".")[-1].split("[")[0]) in SECRET_ATTRIBUTES
+            or (name == "value" and r["type"] in SECRET_VALUE_TYPES)
+        )
     ]
     assert holding == [], "attributes holding a secret"
     # And no secret the emulator holds appears anywhere in the state text, under any attribute name. A key
