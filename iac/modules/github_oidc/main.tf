@@ -341,4 +341,3 @@ resource "aws_iam_role_policy" "plan" {
   role   = aws_iam_role.plan.id
   policy = data.aws_iam_policy_document.plan.json
 }
-
