@@ -10,11 +10,9 @@ CHECKOV_FLAGS := --skip-download --compact --external-checks-dir $(POLICIES)
 # Offline: the loopback OSV endpoint serves this snapshot. On GitHub (GITHUB_ACTIONS=true): api.osv.dev.
 ADVISORY_DB ?= $(firstword $(wildcard ../shared/advisory-db/vulns))
 AUDIT_LOCKS := requirements/lambda.txt requirements/dev.txt requirements/checkov.txt
-TF_ENV ?= prod
-TF_ROOT := iac/envs
 
 .PHONY: checkov checkov-actions policies-check bandit secrets secrets-baseline zizmor audit precommit gate \
-	deploy-functions smoke-test rollback terraform-plan terraform-apply
+	deploy-functions smoke-test rollback
 
 $(REPORTS):
 	@mkdir -p $@
@@ -81,25 +79,6 @@ smoke-test: ## Call the API with a key from Secrets Manager (and check that no k
 rollback: ## Move alias `live` back to the versions recorded by deploy-functions
 	@scripts/deploy_functions.sh rollback
 
-# ---- terraform.yml (plan with the read-only role on PRs; apply on main); need AWS credentials ----
-TF_INIT = terraform -chdir=$(TF_ROOT) init -input=false -no-color -backend-config=$(TF_ENV).s3.tfbackend \
-	-backend-config="bucket=$${TF_STATE_BUCKET:?TF_STATE_BUCKET is not set}" -backend-config="region=$${AWS_REGION:?}"
-terraform-plan: ## terraform plan (no state lock: the plan role is read-only); plan in $GITHUB_STEP_SUMMARY
-	@mkdir -p build/terraform
-	@$(TF_INIT) >build/terraform/init.log || { cat build/terraform/init.log; exit 1; }
-	@terraform -chdir=$(TF_ROOT) plan -input=false -no-color -lock=false -var-file=$(TF_ENV).tfvars \
-	  -out=$(abspath build/terraform/$(TF_ENV).tfplan)
-	@terraform -chdir=$(TF_ROOT) show -no-color $(abspath build/terraform/$(TF_ENV).tfplan) >build/terraform/plan.txt
-	@if [ -n "$${GITHUB_STEP_SUMMARY:-}" ]; then \
-	  { echo "### terraform plan ($(TF_ENV))"; echo; echo '```'; tail -c 60000 build/terraform/plan.txt; echo '```'; } \
-	    >>"$$GITHUB_STEP_SUMMARY"; \
-	fi
-
-terraform-apply: ## terraform plan + apply of $(TF_ENV) (CI: production environment, after approval)
-	@mkdir -p build/terraform
-	@$(TF_INIT) >build/terraform/init.log || { cat build/terraform/init.log; exit 1; }
-	@terraform -chdir=$(TF_ROOT) plan -input=false -no-color -var-file=$(TF_ENV).tfvars \
-	  -out=$(abspath build/terraform/$(TF_ENV).tfplan)
-	@terraform -chdir=$(TF_ROOT) apply -input=false -no-color $(abspath build/terraform/$(TF_ENV).tfplan)
+# terraform-plan, terraform-apply and the other pipeline targets: mk/pipeline.mk.
 
 TEST_STEPS += checkov-actions bandit secrets zizmor audit precommit

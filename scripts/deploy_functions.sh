@@ -12,8 +12,9 @@
 #   RAMPART_INGEST_FUNCTION    ingest function name
 #   RAMPART_API_FUNCTION       API function name
 #   RAMPART_API_URL            the API stage's invoke URL, e.g. https://abc.execute-api.eu-west-1.amazonaws.com/v1
-#   RAMPART_API_KEY_SECRET_ID  Secrets Manager secret holding the smoke-test API key (smoke only): the
-#                              terraform output smoke_test_api_key_secret_arn; only the deploy role may read it
+#   RAMPART_API_KEY_SECRET_ID  the smoke-test client's key secret (smoke only): <name>/api-keys/smoke-test,
+#                              written by `rampart keys create --client smoke-test` (JSON, key in .current.value);
+#                              only the deploy role may read it
 set -euo pipefail
 
 ALIAS=live
@@ -84,9 +85,11 @@ cmd_deploy() {
 cmd_smoke() {
   need RAMPART_API_URL RAMPART_API_KEY_SECRET_ID
   local key headers url status body
+  # The secret is rampart keys' JSON document; the key that is current is what a client would send.
   key=$(aws secretsmanager get-secret-value --secret-id "$RAMPART_API_KEY_SECRET_ID" \
-    --query SecretString --output text)
-  [[ -n $key ]] || die "smoke: empty API key from $RAMPART_API_KEY_SECRET_ID"
+    --query SecretString --output text |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["current"]["value"])' 2>/dev/null) || key=
+  [[ -n $key ]] || die "smoke: no current API key in $RAMPART_API_KEY_SECRET_ID"
   if [[ ${GITHUB_ACTIONS:-} == true ]]; then echo "::add-mask::$key"; fi
   # The key goes to curl in a private file, never on a command line (visible in the process list).
   headers=$(mktemp)

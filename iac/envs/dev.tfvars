@@ -3,15 +3,13 @@ environment        = "dev"
 region             = "eu-central-1"
 availability_zones = ["eu-central-1a", "eu-central-1b"]
 vpc_cidr           = "10.40.0.0/16"
-github_repository  = "rampart-project/rampart" # placeholder: set to the real owner/name (docs/terraform.md)
+# placeholder: the real owner/name, or owner@<owner_id>/name@<repo_id> with immutable OIDC subjects (docs/terraform.md)
+github_repository = "rampart-project/rampart"
 
 db_instance_class       = "db.t4g.small"
 db_multi_az             = false
 artifacts_force_destroy = true
 log_level               = "DEBUG"
-
-# The smoke-test key is the api module's own (value in Secrets Manager); list only other clients.
-api_clients = ["analytics"]
 
 # Created by the bootstrap (docs/terraform.md) before the first apply.
 iam_permissions_boundary_policy_name = "rampart-dev-permissions-boundary"

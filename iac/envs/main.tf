@@ -7,6 +7,9 @@ data "aws_caller_identity" "current" {}
 locals {
   name = "${var.name}-${var.environment}"
 
+  # GitHub environment of the deploy job; the apply job's is its own (default: <that>-infra).
+  github_environment = coalesce(var.github_environment, var.environment)
+
   # Boundary of every IAM role of the stack: a managed policy the bootstrap creates (docs/terraform.md);
   # the apply role may create and change <name>-<environment>-* roles only with it attached.
   permissions_boundary_arn = var.iam_permissions_boundary_policy_name == null ? null : "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:policy/${var.iam_permissions_boundary_policy_name}"
@@ -89,7 +92,7 @@ module "api" {
   function_name                  = module.functions.api_function_name
   function_alias                 = module.functions.live_alias_name
   function_invoke_arn            = module.functions.api_live_invoke_arn
-  api_clients                    = var.api_clients
+  api_client_tiers               = var.api_client_tiers
   waf_rate_limit_per_5_minutes   = var.waf_rate_limit_per_5_minutes
   manage_account_cloudwatch_role = var.manage_apigateway_account_role
   permissions_boundary_arn       = local.permissions_boundary_arn
@@ -98,20 +101,20 @@ module "api" {
 module "github_oidc" {
   source = "../modules/github_oidc"
 
-  name                           = local.name
-  github_repository              = var.github_repository
-  github_environment             = coalesce(var.github_environment, var.environment)
-  create_oidc_provider           = var.create_github_oidc_provider
-  function_arns                  = [module.functions.ingest_function_arn, module.functions.api_function_arn]
-  signing_profile_arn            = module.functions.signing_profile_arn
-  artifact_bucket_arn            = module.functions.artifact_bucket_arn
-  artifact_kms_key_arn           = module.functions.kms_key_arn
-  smoke_test_api_key_secret_arn  = module.api.smoke_test_api_key_secret_arn
-  smoke_test_api_key_kms_key_arn = module.api.secrets_kms_key_arn
-  state_bucket_name              = var.state_bucket_name
-  state_key_prefix               = "rampart/${var.environment}/"
-  state_kms_key_arn              = var.state_kms_key_arn
-  permissions_boundary_arn       = local.permissions_boundary_arn
+  name                     = local.name
+  github_repository        = var.github_repository
+  github_environment       = local.github_environment
+  github_apply_environment = coalesce(var.github_apply_environment, "${local.github_environment}-infra")
+  create_oidc_provider     = var.create_github_oidc_provider
+  function_arns            = [module.functions.ingest_function_arn, module.functions.api_function_arn]
+  signing_profile_arn      = module.functions.signing_profile_arn
+  artifact_bucket_arn      = module.functions.artifact_bucket_arn
+  artifact_kms_key_arn     = module.functions.kms_key_arn
+  api_keys_kms_key_arn     = module.api.api_keys_kms_key_arn
+  state_bucket_name        = var.state_bucket_name
+  state_key                = "rampart/${var.environment}/terraform.tfstate"
+  state_kms_key_arn        = var.state_kms_key_arn
+  permissions_boundary_arn = local.permissions_boundary_arn
 }
 
 module "monitoring" {

@@ -3,16 +3,6 @@ output "api_url" {
   value       = module.api.invoke_url
 }
 
-output "api_key_ids" {
-  description = "API key IDs by client, smoke-test included (values: aws apigateway get-api-key --api-key <id> --include-value)."
-  value       = module.api.api_key_ids
-}
-
-output "smoke_test_api_key_secret_arn" {
-  description = "Secret with the smoke-test API key: the RAMPART_API_KEY_SECRET_ID variable of the deploy workflow."
-  value       = module.api.smoke_test_api_key_secret_arn
-}
-
 output "topic_arn" {
   description = "SNS topic producers publish events to."
   value       = module.pubsub.topic_arn
@@ -74,7 +64,7 @@ output "github_deploy_role_arn" {
 }
 
 output "github_plan_role_arn" {
-  description = "Read-only role for the pull-request plan workflow."
+  description = "Role of the plan jobs (AWS_PLAN_ROLE_ARN): pull requests and deploy.yml on main; reads the state and nothing secret."
   value       = module.github_oidc.plan_role_arn
 }
 
@@ -91,4 +81,19 @@ output "alarm_topic_arn" {
 output "dashboard_name" {
   description = "CloudWatch dashboard."
   value       = module.monitoring.dashboard_name
+}
+
+output "github_subjects" {
+  description = "The exact OIDC sub claims each identity accepts (plan, deploy; apply: what the bootstrap's apply role must trust)."
+  value       = module.github_oidc.subjects
+}
+
+output "api_usage_plan_ids" {
+  description = "Usage plan ID by client tier (rampart keys create --tier <tier>)."
+  value       = module.api.usage_plan_ids
+}
+
+output "api_keys_kms_key_arn" {
+  description = "CMK of the client key secrets <name>-<environment>/api-keys/<client> (alias/<name>-<environment>-api-keys)."
+  value       = module.api.api_keys_kms_key_arn
 }

@@ -62,17 +62,23 @@ variable "vpc_cidr" {
 }
 
 variable "github_repository" {
-  description = "GitHub repository (owner/name) whose workflows may assume the deploy and plan roles."
+  description = "The GitHub repository whose workflows may assume the plan and deploy roles, as its OIDC sub names it: owner/name, or owner@<owner_id>/name@<repo_id> for immutable subject claims (repositories created, renamed or transferred after 2026-06-18, or opted in). The bootstrap's apply role trusts the same value."
   type        = string
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$", var.github_repository))
-    error_message = "github_repository must be owner/name without wildcards."
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9-]{0,38}(@[0-9]{1,20})?/[A-Za-z0-9._-]{1,100}(@[0-9]{1,20})?$", var.github_repository)) && contains([0, 2], length(regexall("@", var.github_repository)))
+    error_message = "github_repository must be owner/name or owner@<owner_id>/name@<repo_id> (both ids or neither), with no wildcard."
   }
 }
 
 variable "github_environment" {
-  description = "GitHub environment allowed to deploy (defaults to the environment name)."
+  description = "GitHub environment of the deploy job, the only one the deploy role trusts (defaults to the environment name)."
+  type        = string
+  default     = null
+}
+
+variable "github_apply_environment" {
+  description = "GitHub environment of the apply job, which the bootstrap's apply role trusts (defaults to <github_environment>-infra); never the deploy job's."
   type        = string
   default     = null
 }
@@ -229,9 +235,16 @@ variable "artifacts_force_destroy" {
   default     = false
 }
 
-variable "api_clients" {
-  description = "Named API clients; each gets an AWS-generated API key on the usage plan."
-  type        = list(string)
+variable "api_client_tiers" {
+  description = "API client tiers, one usage plan each (<name>-<environment>-<tier>); keys are issued per client by rampart keys."
+  type = map(object({
+    rate_limit    = number
+    burst_limit   = number
+    quota_per_day = number
+  }))
+  default = {
+    standard = { rate_limit = 20, burst_limit = 40, quota_per_day = 100000 }
+  }
 }
 
 variable "waf_rate_limit_per_5_minutes" {
@@ -268,13 +281,13 @@ variable "alarm_subscribers" {
 }
 
 variable "state_bucket_name" {
-  description = "Terraform state bucket (lets the plan role read this environment's state)."
+  description = "Terraform state bucket (lets the plan role read this environment's state object, rampart/<environment>/terraform.tfstate)."
   type        = string
   default     = null
 }
 
 variable "state_kms_key_arn" {
-  description = "CMK of the state bucket, if any."
+  description = "CMK of the state bucket, if any: the only key the plan role may decrypt with (through S3)."
   type        = string
   default     = null
 }

@@ -4,6 +4,9 @@ CKV_RAMPART_14: every `uses:` (step actions and reusable workflows) is pinned to
 CKV_RAMPART_15: the workflow declares top-level `permissions`, empty or read-only.
 CKV_RAMPART_16: `id-token: write` is granted only to jobs that assume an AWS role with
                 aws-actions/configure-aws-credentials, and never at the top level.
+CKV_RAMPART_19: in a job with `id-token: write`, nothing is installed after the credentials step: no package
+                manager, no setup-* or cache action, no make target that installs (the credentials would be in
+                reach of every install script and of whatever a compromised package runs).
 """
 
 from __future__ import annotations
@@ -109,6 +112,48 @@ class IdTokenOnlyWhereAwsRoleAssumed(BaseGithubActionsCheck):
         return (CheckResult.PASSED if assumes_role else CheckResult.FAILED), conf
 
 
+# Steps that install code: package managers, installers piped to a shell, and the project's installing targets.
+_INSTALLS = re.compile(
+    r"(?:^|[\s;&|(])(?:pip3?|uv|pipx|npm|npx|yarn|pnpm|apt-get|apt|brew|gem|cargo|go|poetry|conda)\s+"
+    r"(?:install|add|ci|sync|get|run)\b"
+    r"|(?:curl|wget)\b[^|\n]*\|\s*(?:ba|z)?sh\b"
+    r"|\bmake\s+(?:[^\n#]*\s)?(?:install|package|checkov-install|terraform-providers|iac-validate|rds-ca)\b"
+    r"|\bterraform\b[^\n#]*\binit\b(?![^\n#]*-backend-config)"
+)
+_INSTALLING_ACTIONS = re.compile(r"^(actions/setup-[a-z]+|hashicorp/setup-terraform|actions/cache)(@|$)")
+
+
+def installs_after_credentials(job: dict[str, Any]) -> bool:
+    seen_credentials = False
+    for step in _steps(job):
+        uses = str(step.get("uses", "")).strip()
+        if uses.split("@")[0] == AWS_CREDENTIALS_ACTION:
+            seen_credentials = True
+            continue
+        if not seen_credentials:
+            continue
+        if _INSTALLING_ACTIONS.match(uses) or _INSTALLS.search(str(step.get("run", ""))):
+            return True
+    return False
+
+
+class NoInstallAfterCredentials(BaseGithubActionsCheck):
+    def __init__(self) -> None:
+        super().__init__(
+            name="Rampart: a job with id-token: write installs nothing after it obtained cloud credentials",
+            id="CKV_RAMPART_19",
+            block_type=BlockType.ARRAY,
+            supported_entities=("jobs",),
+        )
+        self.severity = severity("HIGH")
+
+    def scan_conf(self, conf: dict[str, Any]) -> tuple[CheckResult, dict[str, Any]]:
+        if not isinstance(conf, dict) or not _grants_id_token_write(conf.get("permissions")):
+            return CheckResult.UNKNOWN if not isinstance(conf, dict) else CheckResult.PASSED, conf
+        return (CheckResult.FAILED if installs_after_credentials(conf) else CheckResult.PASSED), conf
+
+
 pinned_check = ActionsPinnedToSha()
 permissions_check = TopLevelPermissionsReadOnly()
 id_token_check = IdTokenOnlyWhereAwsRoleAssumed()
+install_check = NoInstallAfterCredentials()

@@ -2,7 +2,8 @@
 
 CKV_RAMPART_11: no Allow statement grants the action "*" (or "*:*") or uses NotAction.
 CKV_RAMPART_12: rds-db:connect is granted only on a specific DB user ARN (dbuser:<resource-id>/<user>).
-CKV_RAMPART_13: web-identity (OIDC) trust policies pin `aud` to sts.amazonaws.com and `sub` to one repository.
+CKV_RAMPART_13: web-identity (OIDC) trust policies pin `aud` to sts.amazonaws.com and `sub` to exact subjects of
+                one repository (name form or GitHub's immutable id form), with no wildcard anywhere.
 """
 
 from __future__ import annotations
@@ -66,8 +67,12 @@ def rds_connect_specific_user(statements: Statements) -> CheckResult:
     return CheckResult.PASSED
 
 
-# repo:<owner>/<name>:<anything>, or repo:${var.x}:<anything> when the repository is a variable.
-_REPO_SUB = re.compile(r"^repo:(\$\{[^}*]+\}|[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+):\S+$")
+# repo:<R>:<context>, exactly: <R> is owner/name, GitHub's immutable form owner@<owner_id>/name@<repo_id>, or
+# ${var.x} when the repository is a variable (itself validated); <context> is concrete (pull_request,
+# environment:<name>, ref:refs/heads/<branch>, ...). No `*` or `?` anywhere: StringLike would make them patterns.
+_OWNER = r"[A-Za-z0-9][A-Za-z0-9-]{0,38}"
+_NAME = r"[A-Za-z0-9_.-]{1,100}"
+_REPO_SUB = re.compile(rf"^repo:(\$\{{[^}}*?]+\}}|{_OWNER}/{_NAME}|{_OWNER}@[0-9]+/{_NAME}@[0-9]+):[^*?\s]+$")
 
 
 def _condition_values(st: dict[str, Any], tests: set[str], suffix: str) -> list[str] | None:
@@ -93,6 +98,10 @@ def oidc_trust_pinned(statements: Statements) -> CheckResult:
             return CheckResult.FAILED
         sub = _condition_values(st, {"StringEquals", "StringLike"}, ":sub")
         if not sub or not all(_REPO_SUB.match(v) for v in sub):
+            return CheckResult.FAILED
+        # Any other operator on `sub` (ForAnyValue:StringLike, StringNotEquals, ...) widens or inverts it.
+        other = _condition_values(st, {t for t in st["Condition"] if t not in {"StringEquals", "StringLike"}}, ":sub")
+        if other:
             return CheckResult.FAILED
     return CheckResult.PASSED
 

@@ -25,7 +25,10 @@ case "$1 $2" in
   "lambda publish-version") echo "8" ;;
   "lambda get-alias") echo "7" ;;
   "lambda update-alias") for a; do [[ $prev == --function-version ]] && echo "$a"; prev=$a; done ;;
-  "secretsmanager get-secret-value") echo "k3y-from-secrets-manager" ;;
+  "secretsmanager get-secret-value") # rampart keys' secret document (docs: conventions)
+    printf '{"client": "smoke-test", "tier": "standard", "current": {"id": "k1", "value": "%s",' \
+      k3y-from-secrets-manager
+    printf ' "created_at": "2026-11-30T00:00:00Z"}, "previous": null, "previous_expires_at": null}\n' ;;
   *) echo "unexpected aws call: $*" >&2; exit 99 ;;
 esac
 """

@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 from tests.gates.workflow_model import (
+    AWS_CREDENTIALS,
     REPO,
     WORKFLOWS,
     all_workflows,
@@ -57,7 +58,7 @@ def test_no_deploy_job_can_run_unless_every_gate_job_succeeded() -> None:
     workflows = all_workflows()
     gate = workflows["ci.yml"]
     deploy_jobs = [(w, n) for w, doc in workflows.items() for n, j in doc["jobs"].items() if is_deploy_job(j)]
-    assert ("deploy.yml", "deploy") in deploy_jobs and ("terraform.yml", "apply") in deploy_jobs
+    assert ("deploy.yml", "deploy") in deploy_jobs and ("deploy.yml", "apply") in deploy_jobs
     for name, doc in workflows.items():
         assert deploy_violations(doc, gate) == [], name
 
@@ -71,6 +72,15 @@ def test_the_structure_check_catches_a_deploy_that_skips_the_gate() -> None:
     always = copy.deepcopy(workflows["deploy.yml"])
     always["jobs"]["deploy"]["if"] = "${{ always() }}"
     assert deploy_violations(always, gate) != []
+    # Past a skipped apply only if every needed job succeeded (or the apply skipped itself).
+    lax = copy.deepcopy(workflows["deploy.yml"])
+    lax["jobs"]["deploy"]["if"] = "${{ !cancelled() && needs.gate.result == 'success' }}"
+    assert deploy_violations(lax, gate) != []
+    lax["jobs"]["deploy"]["if"] = (
+        "${{ !cancelled() && needs.gate.result == 'success' && needs.plan.result == 'success' && "
+        "(needs.apply.result == 'success' || needs.apply.result == 'failure') }}"
+    )
+    assert deploy_violations(lax, gate) != []
     skippable_gate = copy.deepcopy(gate)
     skippable_gate["jobs"]["bandit"]["if"] = "github.actor != 'dependabot[bot]'"
     assert deploy_violations(workflows["deploy.yml"], skippable_gate) != []
@@ -129,26 +139,93 @@ def test_every_make_target_a_workflow_runs_exists() -> None:
     assert wanted - defined == set()
 
 
-def test_deploy_workflow_does_what_the_issue_asks() -> None:
+def test_deploy_workflow_is_one_ordered_path_gate_plan_apply_deploy() -> None:
     deploy = load(WORKFLOWS / "deploy.yml")
     assert deploy["on"] == {"push": {"branches": ["main"]}}
-    job = deploy["jobs"]["deploy"]
-    assert job["environment"] == "production"
-    runs = [s["run"] for s in steps(job) if "run" in s]
-    assert runs == ["make package", "make deploy-functions", "make smoke-test", "make rollback"]
-    rollback = next(s for s in steps(job) if s.get("run") == "make rollback")
+    assert deploy["concurrency"] == {"group": "production", "cancel-in-progress": False}
+    jobs = deploy["jobs"]
+    assert jobs["gate"]["uses"] == "./.github/workflows/ci.yml"
+    assert jobs["plan"]["needs"] == ["gate"] and "environment" not in jobs["plan"]
+    assert jobs["apply"]["needs"] == ["gate", "plan"] and jobs["apply"]["environment"] == "production-infra"
+    assert jobs["apply"]["if"] == "${{ needs.plan.outputs.has_changes == 'true' }}"
+    assert jobs["deploy"]["needs"] == ["gate", "plan", "apply"] and jobs["deploy"]["environment"] == "production"
+    runs = {name: [s["run"] for s in steps(job) if "run" in s] for name, job in jobs.items() if "steps" in job}
+    assert runs == {
+        "plan": ["make verify-zips", "make terraform-providers", "make terraform-plan"],
+        "apply": ["make verify-zips", "make terraform-verify-plan", "make terraform-providers", "make terraform-apply"],
+        "deploy": ["make verify-zips", "make deploy-functions", "make smoke-test", "make rollback"],
+    }
+    rollback = next(s for s in steps(jobs["deploy"]) if s.get("run") == "make rollback")
     assert "failure()" in rollback["if"]
-    creds = [s for s in steps(job) if str(s.get("uses", "")).startswith("aws-actions/configure-aws-credentials@")]
-    assert creds and "role-to-assume" in creds[0]["with"] and "aws-access-key-id" not in creds[0]["with"]
+    roles = {}
+    for name, job in jobs.items():
+        creds = [s for s in steps(job) if str(s.get("uses", "")).startswith("aws-actions/configure-aws-credentials@")]
+        if creds:
+            assert "aws-access-key-id" not in creds[0]["with"]
+            roles[name] = creds[0]["with"]["role-to-assume"]
+    assert roles == {
+        "plan": "${{ vars.AWS_PLAN_ROLE_ARN }}",
+        "apply": "${{ vars.AWS_APPLY_ROLE_ARN }}",
+        "deploy": "${{ vars.AWS_DEPLOY_ROLE_ARN }}",
+    }
 
 
-def test_terraform_workflow_plans_on_prs_and_applies_behind_approval() -> None:
+def test_credentials_are_the_last_step_before_the_cloud_calls() -> None:
+    """Build once, verify, then assume: nothing before the credentials step needs them; after it, no install."""
+    installs = {"make install", "make package", "make checkov-install", "make terraform-providers"}
+    for name, doc in all_workflows().items():
+        for job_name, job in doc["jobs"].items():
+            job_steps = steps(job)
+            at = [i for i, s in enumerate(job_steps) if str(s.get("uses", "")).startswith(AWS_CREDENTIALS)]
+            if not at:
+                continue
+            after = job_steps[at[0] + 1 :]
+            assert not [s for s in after if s.get("run") in installs or "setup-" in str(s.get("uses", ""))], (
+                f"{name} {job_name}: installs after credentials"
+            )
+            cloud = {"make terraform-plan", "make terraform-apply", "make deploy-functions", "make smoke-test"}
+            assert not [s for s in job_steps[: at[0]] if s.get("run") in cloud], f"{name} {job_name}"
+
+
+def test_the_gate_builds_the_zips_once_and_later_jobs_verify_them() -> None:
+    ci = load(WORKFLOWS / "ci.yml")
+    package = ci["jobs"]["package"]
+    assert "id-token" not in package["permissions"]
+    assert [s["run"] for s in steps(package) if "run" in s] == ["make package", "make seal-zips"]
+    upload = [s for s in steps(package) if "upload-artifact" in str(s.get("uses", ""))]
+    assert upload[0]["with"]["name"] == "lambda-zips" and upload[0]["with"]["path"] == "dist/lambda/"
+    for job_name, job in load(WORKFLOWS / "deploy.yml")["jobs"].items():
+        if job_name == "gate":
+            continue
+        job_steps = steps(job)
+        download = [i for i, s in enumerate(job_steps) if "download-artifact" in str(s.get("uses", ""))]
+        verify = [i for i, s in enumerate(job_steps) if s.get("run") == "make verify-zips"]
+        assert download and verify and download[0] < verify[0], job_name
+        assert not [s for s in job_steps if s.get("run") == "make package"], f"{job_name} rebuilds the zips"
+
+
+def test_emulator_proofs_run_in_github_ci() -> None:
+    ci = load(WORKFLOWS / "ci.yml")
+    emulate = ci["jobs"]["emulate"]
+    assert [s["run"] for s in steps(emulate) if "run" in s] == ["make iac-emulate"]
+    setup = [s for s in steps(emulate) if str(s.get("uses", "")).startswith("hashicorp/setup-terraform@")]
+    assert setup and setup[0]["with"]["terraform_version"].startswith("1.11")
+
+
+def test_terraform_workflow_plans_pull_requests_only() -> None:
     tf = load(WORKFLOWS / "terraform.yml")
-    assert tf["on"]["pull_request"]["paths"][0] == "iac/**"
-    plan, apply = tf["jobs"]["plan"], tf["jobs"]["apply"]
-    assert "PLAN_ROLE" in plan["steps"][2]["with"]["role-to-assume"]
-    assert "environment" not in plan and apply["environment"] == "production"
-    assert [s["run"] for s in steps(plan) if "run" in s] == ["make terraform-plan"]
+    assert set(tf["on"]) == {"pull_request"} and tf["on"]["pull_request"]["paths"][0] == "iac/**"
+    assert set(tf["jobs"]) == {"plan"}
+    plan = tf["jobs"]["plan"]
+    assert "environment" not in plan
+    creds = [s for s in steps(plan) if str(s.get("uses", "")).startswith("aws-actions/configure-aws-credentials@")]
+    assert creds[0]["with"]["role-to-assume"] == "${{ vars.AWS_PLAN_ROLE_ARN }}"
+    assert [s["run"] for s in steps(plan) if "run" in s] == [
+        "make package",
+        "make terraform-providers",
+        "make terraform-plan",
+    ]
+    assert any("upload-artifact" in str(s.get("uses", "")) for s in steps(plan))
 
 
 def test_dependabot_and_codeowners() -> None:

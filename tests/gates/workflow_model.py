@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,25 @@ def ancestors(jobs: dict[str, Any], name: str) -> set[str]:
 RUNS_DESPITE_FAILURE = ("always()", "failure()", "cancelled()", "!cancelled()")
 
 
+def requires_every_need_to_succeed(condition: str, job: dict[str, Any], jobs: dict[str, Any]) -> bool:
+    """`!cancelled() && needs.x.result == 'success' && ...`: a status function that still demands every needed
+    job succeeded (or, for a job with its own `if:`, was skipped by it). The only safe way past a skipped job."""
+    text = condition.replace(" ", "").replace('"', "'")
+    if "always()" in text or "failure()" in text.replace("!cancelled()", "") or "result!=" in text:
+        return False
+    accepted = re.findall(r"needs\.[A-Za-z0-9_-]+\.result=='([a-z]+)'", text)
+    if set(accepted) - {"success", "skipped"}:
+        return False
+    for need in needs(job):
+        success = f"needs.{need}.result=='success'"
+        if success not in text:
+            return False
+        skipped = f"needs.{need}.result=='skipped'"
+        if skipped in text and "if" not in jobs[need]:
+            return False  # only a job that skips itself by design may be skipped
+    return True
+
+
 def deploy_violations(workflow: dict[str, Any], gate: dict[str, Any]) -> list[str]:
     """Why a deploy job of `workflow` could run without every gate job of `gate` (ci.yml) succeeding."""
     problems = []
@@ -76,7 +96,9 @@ def deploy_violations(workflow: dict[str, Any], gate: dict[str, Any]) -> list[st
             problems.append(f"{name}: does not need a job that calls {GATE_WORKFLOW}")
         for job_name in [name, *upstream]:
             condition = str(jobs[job_name].get("if", ""))
-            if any(marker in condition.replace(" ", "") for marker in RUNS_DESPITE_FAILURE):
+            if any(marker in condition.replace(" ", "") for marker in RUNS_DESPITE_FAILURE) and not (
+                requires_every_need_to_succeed(condition, jobs[job_name], jobs)
+            ):
                 problems.append(f"{job_name}: `if: {condition}` runs even when a needed job failed")
             if jobs[job_name].get("continue-on-error"):
                 problems.append(f"{job_name}: continue-on-error")

@@ -63,24 +63,25 @@ def test_apply_trust_is_exactly_the_production_environment_of_this_repository() 
     assert statement["Condition"] == {
         "StringEquals": {
             "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
-            "token.actions.githubusercontent.com:sub": "repo:<OWNER>/<REPO>:environment:production",
+            "token.actions.githubusercontent.com:sub": "repo:<GITHUB_REPOSITORY>:environment:production-infra",
         }
     }
     assert "*" not in json.dumps(trust)
 
 
-def test_terraform_workflow_and_tfvars_agree_with_the_trust() -> None:
-    tf = workflow("terraform.yml")
-    apply = tf["jobs"]["apply"]
+def test_workflows_and_tfvars_agree_with_the_trust() -> None:
+    deploy = workflow("deploy.yml")
+    apply = deploy["jobs"]["apply"]
     subject_environment = policies()["apply-trust"][1]["Statement"][0]["Condition"]["StringEquals"][
         "token.actions.githubusercontent.com:sub"
     ].rsplit(":", 1)[1]
-    assert apply["environment"] == subject_environment == "production"
+    assert apply["environment"] == subject_environment == tfvar("prod", "github_apply_environment")
     creds = [s for s in apply["steps"] if str(s.get("uses", "")).startswith("aws-actions/configure-aws-credentials@")]
     assert creds[0]["with"]["role-to-assume"] == "${{ vars.AWS_APPLY_ROLE_ARN }}"
-    # The deploy role of the stack trusts the environment deploy.yml runs in.
-    assert tfvar("prod", "github_environment") == workflow("deploy.yml")["jobs"]["deploy"]["environment"]
-    assert tf["env"]["TF_ENV"] == "prod"
+    # The deploy role of the stack trusts the environment the deploy job runs in, and only that one.
+    assert tfvar("prod", "github_environment") == deploy["jobs"]["deploy"]["environment"] == "production"
+    assert tfvar("prod", "github_environment") != tfvar("prod", "github_apply_environment")
+    assert deploy["env"]["TF_ENV"] == workflow("terraform.yml")["env"]["TF_ENV"] == "prod"
 
 
 def test_every_variable_the_workflows_read_is_documented() -> None:
@@ -91,9 +92,7 @@ def test_every_variable_the_workflows_read_is_documented() -> None:
     assert {"AWS_APPLY_ROLE_ARN", "AWS_PLAN_ROLE_ARN", "TF_STATE_BUCKET", "RAMPART_API_KEY_SECRET_ID"} <= used
     for variable in used:
         assert f"`{variable}`" in text, f"docs/terraform.md does not say how to set {variable}"
-    outputs = (ENVS / "outputs.tf").read_text()
-    assert 'output "smoke_test_api_key_secret_arn"' in outputs
-    assert "`RAMPART_API_KEY_SECRET_ID` | output `smoke_test_api_key_secret_arn`" in text
+    assert "`RAMPART_API_KEY_SECRET_ID` | `<name>/api-keys/smoke-test`" in text
 
 
 def test_bootstrap_owned_pieces_are_not_created_by_prod() -> None:

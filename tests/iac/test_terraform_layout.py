@@ -62,7 +62,6 @@ def test_no_hard_coded_accounts_regions_or_arns(directory: Path) -> None:
 DOCUMENTED_SUPPRESSIONS = sorted(
     [
         ("api", "CKV2_AWS_51"),
-        ("api", "CKV2_AWS_57"),  # smoke-test API key secret: rotated by replacing the API Gateway key
         ("api", "CKV_AWS_120"),
         ("api", "CKV_AWS_225"),
         ("functions", "CKV2_AWS_57"),

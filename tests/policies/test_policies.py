@@ -43,10 +43,16 @@ EXPECTED_FAILURES = {
     ("CKV_RAMPART_12", "main.tf", "aws_iam_policy_document.bad_rds_any_db_doc"),
     ("CKV_RAMPART_13", "main.tf", "aws_iam_role.bad_oidc_no_aud"),
     ("CKV_RAMPART_13", "main.tf", "aws_iam_policy_document.bad_oidc_org_wide_sub_doc"),
+    ("CKV_RAMPART_13", "main.tf", "aws_iam_policy_document.bad_oidc_any_ref_doc"),  # repo:o/r:* with aud pinned
+    ("CKV_RAMPART_17", "main.tf", "aws_iam_role.bad_pr_role_reads_secrets"),
+    ("CKV_RAMPART_17", "main.tf", "aws_iam_role.bad_pr_role_read_only_access"),
+    ("CKV_RAMPART_18", "main.tf", "aws_iam_role.bad_shared_subject_deploy"),
+    ("CKV_RAMPART_18", "main.tf", "aws_iam_role.bad_shared_subject_apply"),
     ("CKV_RAMPART_14", "bad_tag_pin.yml", "jobs(bad_tag_pin)"),
     ("CKV_RAMPART_15", "bad_tag_pin.yml", "permissions"),  # no top-level permissions at all
     ("CKV_RAMPART_15", "bad_permissions.yml", "permissions"),  # contents: write at the top level
     ("CKV_RAMPART_16", "bad_permissions.yml", "jobs(bad_id_token)"),
+    ("CKV_RAMPART_19", "bad_install_after_credentials.yml", "jobs(bad_install_after_credentials)"),
 }
 
 

@@ -23,29 +23,6 @@ output "invoke_url" {
   value       = aws_api_gateway_stage.this.invoke_url
 }
 
-output "api_key_ids" {
-  description = "API key IDs by client name, smoke-test included (IDs only; values are never output)."
-  value = merge(
-    { for client, key in aws_api_gateway_api_key.client : client => key.id },
-    { (local.smoke_test_client) = aws_api_gateway_api_key.smoke_test.id },
-  )
-}
-
-output "smoke_test_api_key_secret_arn" {
-  description = "ARN of the Secrets Manager secret holding the smoke-test API key (RAMPART_API_KEY_SECRET_ID)."
-  value       = aws_secretsmanager_secret.smoke_test_api_key.arn
-}
-
-output "secrets_kms_key_arn" {
-  description = "ARN of the CMK encrypting the smoke-test API key secret."
-  value       = module.secrets_key.arn
-}
-
-output "usage_plan_id" {
-  description = "ID of the usage plan."
-  value       = aws_api_gateway_usage_plan.this.id
-}
-
 output "web_acl_arn" {
   description = "ARN of the WAFv2 web ACL."
   value       = aws_wafv2_web_acl.this.arn
@@ -59,4 +36,14 @@ output "web_acl_name" {
 output "access_log_group_name" {
   description = "CloudWatch log group of the access logs."
   value       = aws_cloudwatch_log_group.access.name
+}
+
+output "usage_plan_ids" {
+  description = "Usage plan ID by client tier (rampart keys attaches each client's key to its tier's plan)."
+  value       = { for tier, plan in aws_api_gateway_usage_plan.tier : tier => plan.id }
+}
+
+output "api_keys_kms_key_arn" {
+  description = "ARN of the CMK (alias/<name>-api-keys) encrypting the client key secrets <name>/api-keys/<client>."
+  value       = module.api_keys_key.arn
 }

@@ -35,23 +35,25 @@ variable "stage_name" {
   }
 }
 
-variable "api_clients" {
-  description = "Named API clients; each gets its own AWS-generated API key on the usage plan."
-  type        = list(string)
-
-  validation {
-    condition     = length(var.api_clients) >= 1 && alltrue([for client in var.api_clients : can(regex("^[a-z][a-z0-9-]{1,40}$", client))])
-    error_message = "Give at least one client name of lowercase letters, digits and hyphens."
+variable "api_client_tiers" {
+  description = "Client tiers, each with its own usage plan (<name>-<tier>): per-key steady-state requests per second, burst, and requests per day. Keys are issued per client by rampart keys, not by Terraform."
+  type = map(object({
+    rate_limit    = number
+    burst_limit   = number
+    quota_per_day = number
+  }))
+  default = {
+    standard = { rate_limit = 20, burst_limit = 40, quota_per_day = 100000 }
   }
 
   validation {
-    condition     = length(distinct(var.api_clients)) == length(var.api_clients)
-    error_message = "api_clients must be unique."
+    condition     = length(var.api_client_tiers) >= 1 && alltrue([for tier in keys(var.api_client_tiers) : can(regex("^[a-z][a-z0-9-]{1,20}$", tier))])
+    error_message = "Give at least one tier, named with lowercase letters, digits and hyphens."
   }
 
   validation {
-    condition     = !contains(var.api_clients, "smoke-test")
-    error_message = "smoke-test is the module's own key for the deploy pipeline (its value is in Secrets Manager); do not list it in api_clients."
+    condition     = alltrue([for t in values(var.api_client_tiers) : t.rate_limit > 0 && t.burst_limit >= t.rate_limit && t.quota_per_day > 0])
+    error_message = "Each tier needs rate_limit > 0, burst_limit >= rate_limit and quota_per_day > 0."
   }
 }
 
@@ -99,50 +101,6 @@ variable "stage_throttle_burst_limit" {
   }
 }
 
-variable "usage_plan_rate_limit" {
-  description = "Per-key steady-state requests per second."
-  type        = number
-  default     = 20
-
-  validation {
-    condition     = var.usage_plan_rate_limit > 0
-    error_message = "usage_plan_rate_limit must be positive."
-  }
-}
-
-variable "usage_plan_burst_limit" {
-  description = "Per-key burst of requests."
-  type        = number
-  default     = 40
-
-  validation {
-    condition     = var.usage_plan_burst_limit > 0
-    error_message = "usage_plan_burst_limit must be positive."
-  }
-}
-
-variable "usage_plan_quota_limit" {
-  description = "Requests per key per quota period."
-  type        = number
-  default     = 100000
-
-  validation {
-    condition     = var.usage_plan_quota_limit > 0
-    error_message = "usage_plan_quota_limit must be positive."
-  }
-}
-
-variable "usage_plan_quota_period" {
-  description = "Quota period."
-  type        = string
-  default     = "DAY"
-
-  validation {
-    condition     = contains(["DAY", "WEEK", "MONTH"], var.usage_plan_quota_period)
-    error_message = "usage_plan_quota_period must be DAY, WEEK or MONTH."
-  }
-}
-
 variable "waf_rate_limit_per_5_minutes" {
   description = "Requests per source IP per 5 minutes above which WAF blocks."
   type        = number
@@ -179,17 +137,6 @@ variable "kms_deletion_window_in_days" {
   validation {
     condition     = var.kms_deletion_window_in_days >= 7 && var.kms_deletion_window_in_days <= 30
     error_message = "kms_deletion_window_in_days must be between 7 and 30."
-  }
-}
-
-variable "secret_recovery_window_in_days" {
-  description = "Days the deleted smoke-test API key secret can still be restored."
-  type        = number
-  default     = 30
-
-  validation {
-    condition     = var.secret_recovery_window_in_days >= 7 && var.secret_recovery_window_in_days <= 30
-    error_message = "secret_recovery_window_in_days must be between 7 and 30."
   }
 }
 

@@ -365,6 +365,12 @@ resource "aws_s3_object" "unsigned" {
   source_hash = filebase64sha256(each.value.zip_path)
   kms_key_id  = module.key.arn
 
+  # The first release only: afterwards the deploy job (scripts/deploy_functions.sh) ships code, so a
+  # code-only change plans as no change and needs no infrastructure apply.
+  lifecycle {
+    ignore_changes = [source, source_hash]
+  }
+
   depends_on = [aws_s3_bucket_versioning.artifacts, aws_s3_bucket_server_side_encryption_configuration.artifacts]
 }
 
@@ -555,7 +561,7 @@ resource "aws_lambda_function" "ingest" {
 
   s3_bucket        = aws_signer_signing_job.this["ingest"].signed_object[0].s3[0].bucket
   s3_key           = aws_signer_signing_job.this["ingest"].signed_object[0].s3[0].key
-  source_code_hash = filebase64sha256(var.ingest_zip_path)
+  source_code_hash = filebase64sha256(var.ingest_zip_path) # first release; then deploy_functions.sh
 
   publish                        = true
   code_signing_config_arn        = aws_lambda_code_signing_config.this.arn
@@ -585,6 +591,11 @@ resource "aws_lambda_function" "ingest" {
     })
   }
 
+  # Code after the first release is the deploy job's (signed, published, alias moved after a smoke test).
+  lifecycle {
+    ignore_changes = [s3_bucket, s3_key, source_code_hash]
+  }
+
   depends_on = [aws_cloudwatch_log_group.this, aws_iam_role_policy.ingest]
 }
 
@@ -601,7 +612,7 @@ resource "aws_lambda_function" "api" {
 
   s3_bucket        = aws_signer_signing_job.this["api"].signed_object[0].s3[0].bucket
   s3_key           = aws_signer_signing_job.this["api"].signed_object[0].s3[0].key
-  source_code_hash = filebase64sha256(var.api_zip_path)
+  source_code_hash = filebase64sha256(var.api_zip_path) # first release; then deploy_functions.sh
 
   publish                        = true
   code_signing_config_arn        = aws_lambda_code_signing_config.this.arn
@@ -623,6 +634,11 @@ resource "aws_lambda_function" "api" {
       RAMPART_CURSOR_KEY_SECRET_ARN = aws_secretsmanager_secret.cursor_key.arn
       POWERTOOLS_SERVICE_NAME       = "rampart-api"
     })
+  }
+
+  # Code after the first release is the deploy job's (signed, published, alias moved after a smoke test).
+  lifecycle {
+    ignore_changes = [s3_bucket, s3_key, source_code_hash]
   }
 
   depends_on = [aws_cloudwatch_log_group.this, aws_iam_role_policy.api]

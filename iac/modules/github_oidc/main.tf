@@ -13,10 +13,30 @@ locals {
   issuer_host  = "token.actions.githubusercontent.com"
   provider_arn = var.create_oidc_provider ? aws_iam_openid_connect_provider.github[0].arn : data.aws_iam_openid_connect_provider.github[0].arn
 
-  deploy_subject = "repo:${var.github_repository}:environment:${var.github_environment}"
+  # One identity per purpose, each trusted by subjects no other role accepts (GitHub's default `sub`
+  # template; `repo:` is followed by var.github_repository in the form the repository's tokens carry:
+  # owner/name, or owner@<owner_id>/name@<repo_id> with immutable subject claims):
+  #   plan   - pull requests, and the plan job of deploy.yml on the main branch (reads nothing secret)
+  #   deploy - jobs in the deploy environment (deploy.yml's deploy job)
+  #   apply  - jobs in the apply environment (deploy.yml's apply job); the role is the bootstrap's
+  #            (docs/terraform.md), this module only names its subject so nothing here can accept it.
+  # The trust documents below spell the same values out, so policy checks see them in the code; the
+  # emulator proofs assert the applied trusts equal this map (output `subjects`).
+  subject_prefix = "repo:${var.github_repository}"
+  subjects = {
+    plan   = ["${local.subject_prefix}:pull_request", "${local.subject_prefix}:ref:refs/heads/${var.github_main_branch}"]
+    deploy = ["${local.subject_prefix}:environment:${var.github_environment}"]
+    apply  = ["${local.subject_prefix}:environment:${var.github_apply_environment}"]
+  }
 
   # Functions plus their published versions and aliases.
   function_resources = flatten([for arn in var.function_arns : [arn, "${arn}:*"]])
+
+  # The smoke-test client's key secret (created by `rampart keys create --client smoke-test`): Secrets
+  # Manager appends a dash and six random characters to the name in the ARN.
+  smoke_test_key_arn_pattern = "arn:${local.partition}:secretsmanager:${local.region}:${local.account_id}:secret:${var.name}/api-keys/smoke-test-??????"
+
+  state_bucket_arn = var.state_bucket_name == null ? null : "arn:${local.partition}:s3:::${var.state_bucket_name}"
 }
 
 resource "aws_iam_openid_connect_provider" "github" {
@@ -52,14 +72,14 @@ data "aws_iam_policy_document" "deploy_trust" {
     condition {
       test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
-      values   = ["repo:${var.github_repository}:environment:${var.github_environment}"]
+      values   = ["repo:${var.github_repository}:environment:${var.github_environment}"] # = local.subjects.deploy
     }
   }
 }
 
 data "aws_iam_policy_document" "plan_trust" {
   statement {
-    sid     = "GitHubPullRequestsOfThisRepository"
+    sid     = "GitHubPullRequestsAndMainPlansOfThisRepository"
     actions = ["sts:AssumeRoleWithWebIdentity"]
 
     principals {
@@ -76,7 +96,10 @@ data "aws_iam_policy_document" "plan_trust" {
     condition {
       test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
-      values   = ["repo:${var.github_repository}:pull_request"]
+      values = [ # = local.subjects.plan
+        "repo:${var.github_repository}:pull_request",
+        "repo:${var.github_repository}:ref:refs/heads/${var.github_main_branch}",
+      ]
     }
   }
 }
@@ -87,10 +110,18 @@ data "aws_iam_policy_document" "plan_trust" {
 
 resource "aws_iam_role" "deploy" {
   name                 = "${var.name}-github-deploy"
-  description          = "GitHub Actions deploy of ${var.github_repository} (environment ${var.github_environment})"
+  description          = "GitHub Actions deploy of ${var.github_repository} (environment ${var.github_environment} only)"
   assume_role_policy   = data.aws_iam_policy_document.deploy_trust.json
   permissions_boundary = var.permissions_boundary_arn
   max_session_duration = 3600
+
+  lifecycle {
+    # No two identities share a subject: a job could otherwise pick the stronger role by asking for its ARN.
+    precondition {
+      condition     = length(distinct(flatten(values(local.subjects)))) == length(flatten(values(local.subjects)))
+      error_message = "Two identities share an OIDC subject: github_environment and github_apply_environment must differ."
+    }
+  }
 }
 
 data "aws_iam_policy_document" "deploy" {
@@ -140,18 +171,18 @@ data "aws_iam_policy_document" "deploy" {
     resources = [var.artifact_bucket_arn]
   }
 
-  # make smoke-test reads the smoke-test API key: this one secret, decrypted only through Secrets Manager
-  # and only for it (Secrets Manager puts the secret's ARN in the encryption context).
+  # make smoke-test reads the smoke-test client's API key: this one secret, decrypted only through Secrets
+  # Manager and only for it (Secrets Manager puts the secret's ARN in the encryption context).
   statement {
     sid       = "ReadTheSmokeTestApiKey"
     actions   = ["secretsmanager:GetSecretValue"]
-    resources = [var.smoke_test_api_key_secret_arn]
+    resources = [local.smoke_test_key_arn_pattern]
   }
 
   statement {
     sid       = "DecryptTheSmokeTestApiKeyThroughSecretsManager"
     actions   = ["kms:Decrypt"]
-    resources = [var.smoke_test_api_key_kms_key_arn]
+    resources = [var.api_keys_kms_key_arn]
 
     condition {
       test     = "StringEquals"
@@ -160,9 +191,9 @@ data "aws_iam_policy_document" "deploy" {
     }
 
     condition {
-      test     = "StringEquals"
+      test     = "ArnLike"
       variable = "kms:EncryptionContext:SecretARN"
-      values   = [var.smoke_test_api_key_secret_arn]
+      values   = [local.smoke_test_key_arn_pattern]
     }
   }
 
@@ -186,59 +217,127 @@ resource "aws_iam_role_policy" "deploy" {
 }
 
 ################################################################################
-# Plan role: read-only, for terraform plan on pull requests
+# Plan role: terraform plan of pull requests and of main, reading nothing secret
 ################################################################################
 
 resource "aws_iam_role" "plan" {
   name                 = "${var.name}-github-plan"
-  description          = "GitHub Actions terraform plan for pull requests of ${var.github_repository} (read-only)"
+  description          = "GitHub Actions terraform plan of ${var.github_repository} (pull requests and main; reads nothing secret)"
   assume_role_policy   = data.aws_iam_policy_document.plan_trust.json
   permissions_boundary = var.permissions_boundary_arn
   max_session_duration = 3600
 }
 
-resource "aws_iam_role_policy_attachment" "plan_read_only" {
-  role       = aws_iam_role.plan.name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/ReadOnlyAccess"
-}
-
-data "aws_iam_policy_document" "plan_state" {
-  count = var.state_bucket_name == null ? 0 : 1
-
+# `make terraform-plan` runs `terraform plan -refresh=false -lock=false`: it computes the change from the
+# recorded state and the code, reading no live resource (the refresh of the cursor key's secret version
+# would call secretsmanager:GetSecretValue) and writing no lock. What it reads: this environment's state
+# object (no secret is in it: API keys live outside Terraform, the RDS master password is RDS-managed, the
+# cursor key is write-only) and the data sources of the root (caller identity, region, partition, and the
+# account's GitHub OIDC provider when the bootstrap owns it).
+data "aws_iam_policy_document" "plan" {
   statement {
-    sid       = "ReadState"
-    actions   = ["s3:GetObject"]
-    resources = ["arn:${local.partition}:s3:::${var.state_bucket_name}/${var.state_key_prefix}*"]
+    sid       = "FindTheGitHubOidcProvider"
+    actions   = ["iam:GetOpenIDConnectProvider"]
+    resources = ["arn:${local.partition}:iam::${local.account_id}:oidc-provider/${local.issuer_host}"]
   }
 
   statement {
-    sid       = "ListState"
-    actions   = ["s3:ListBucket"]
-    resources = ["arn:${local.partition}:s3:::${var.state_bucket_name}"]
+    sid       = "ListOidcProvidersNoResourceLevel"
+    actions   = ["iam:ListOpenIDConnectProviders"]
+    resources = ["*"]
   }
 
-  # S3-native state locking writes and removes <key>.tflock even for a plan.
-  statement {
-    sid       = "LockState"
-    actions   = ["s3:PutObject", "s3:DeleteObject"]
-    resources = ["arn:${local.partition}:s3:::${var.state_bucket_name}/${var.state_key_prefix}*.tflock"]
+  dynamic "statement" {
+    for_each = var.state_bucket_name == null ? [] : [1]
+
+    content {
+      sid       = "ReadThisEnvironmentsState"
+      actions   = ["s3:GetObject"]
+      resources = ["${local.state_bucket_arn}/${var.state_key}"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.state_bucket_name == null ? [] : [1]
+
+    content {
+      sid       = "ListThisEnvironmentsStateKey"
+      actions   = ["s3:ListBucket"]
+      resources = [local.state_bucket_arn]
+
+      condition {
+        test     = "StringEquals"
+        variable = "s3:prefix"
+        values   = [var.state_key]
+      }
+    }
   }
 
   dynamic "statement" {
     for_each = var.state_kms_key_arn == null ? [] : [var.state_kms_key_arn]
 
     content {
-      sid       = "DecryptState"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      sid       = "DecryptTheStateThroughS3"
+      actions   = ["kms:Decrypt"]
       resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["s3.${local.region}.amazonaws.com"]
+      }
     }
+  }
+
+  # Explicit denies: whatever another policy (or a widened boundary) might grant, this role never reads a
+  # key value, a secret value or anything a key other than the state's protects, and never writes state
+  # or its lock.
+  statement {
+    sid       = "NeverReadApiKeyValues"
+    effect    = "Deny"
+    actions   = ["apigateway:GET"]
+    resources = ["arn:${local.partition}:apigateway:${local.region}::/apikeys", "arn:${local.partition}:apigateway:${local.region}::/apikeys/*"]
+  }
+
+  statement {
+    sid       = "NeverReadSecretValues"
+    effect    = "Deny"
+    actions   = ["secretsmanager:GetSecretValue", "secretsmanager:BatchGetSecretValue"]
+    resources = ["*"]
+  }
+
+  dynamic "statement" {
+    for_each = var.state_kms_key_arn == null ? [] : [var.state_kms_key_arn]
+
+    content {
+      sid           = "NeverDecryptWithAnyKeyButTheStates"
+      effect        = "Deny"
+      actions       = ["kms:Decrypt", "kms:ReEncryptFrom"]
+      not_resources = [statement.value]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.state_kms_key_arn == null ? [1] : []
+
+    content {
+      sid       = "NeverDecryptWithAnyKey"
+      effect    = "Deny"
+      actions   = ["kms:Decrypt", "kms:ReEncryptFrom"]
+      resources = ["*"]
+    }
+  }
+
+  statement {
+    sid       = "NeverWriteStateOrItsLock"
+    effect    = "Deny"
+    actions   = ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectAcl"]
+    resources = ["*"]
   }
 }
 
-resource "aws_iam_role_policy" "plan_state" {
-  count = var.state_bucket_name == null ? 0 : 1
-
-  name   = "terraform-state-read-and-lock"
+resource "aws_iam_role_policy" "plan" {
+  name   = "terraform-plan-read-nothing-secret"
   role   = aws_iam_role.plan.id
-  policy = data.aws_iam_policy_document.plan_state[0].json
+  policy = data.aws_iam_policy_document.plan.json
 }

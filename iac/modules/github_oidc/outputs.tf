@@ -9,11 +9,11 @@ output "deploy_role_arn" {
 }
 
 output "plan_role_arn" {
-  description = "Read-only role the pull-request plan workflow assumes."
+  description = "Role the plan jobs assume (pull requests; deploy.yml on main): reads the state and nothing secret."
   value       = aws_iam_role.plan.arn
 }
 
-output "deploy_subject" {
-  description = "The exact sub claim the deploy role trusts."
-  value       = local.deploy_subject
+output "subjects" {
+  description = "The exact sub claims each identity accepts: plan and deploy (roles of this module) and apply (the bootstrap's role must trust exactly these)."
+  value       = local.subjects
 }

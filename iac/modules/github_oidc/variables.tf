@@ -9,22 +9,43 @@ variable "name" {
 }
 
 variable "github_repository" {
-  description = "The one repository trusted, as owner/name (no wildcards)."
+  description = "The one repository trusted, as its OIDC sub names it: owner/name, or owner@<owner_id>/name@<repo_id> for immutable subject claims (repositories created, renamed or transferred after 2026-06-18, or opted in). No wildcard."
   type        = string
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$", var.github_repository))
-    error_message = "github_repository must be owner/name with no wildcard."
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9-]{0,38}(@[0-9]{1,20})?/[A-Za-z0-9._-]{1,100}(@[0-9]{1,20})?$", var.github_repository)) && contains([0, 2], length(regexall("@", var.github_repository)))
+    error_message = "github_repository must be owner/name or owner@<owner_id>/name@<repo_id> (both ids or neither), with no wildcard."
   }
 }
 
 variable "github_environment" {
-  description = "GitHub environment whose jobs may assume the deploy role."
+  description = "GitHub environment of the deploy job (deploy.yml); its jobs, and only they, may assume the deploy role."
   type        = string
 
   validation {
     condition     = can(regex("^[A-Za-z0-9._-]{1,255}$", var.github_environment))
     error_message = "github_environment must be a plain environment name (no wildcard)."
+  }
+}
+
+variable "github_apply_environment" {
+  description = "GitHub environment of the apply job (deploy.yml); the bootstrap's apply role trusts it. Must differ from github_environment, so no job can get both roles."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._-]{1,255}$", var.github_apply_environment))
+    error_message = "github_apply_environment must be a plain environment name (no wildcard)."
+  }
+}
+
+variable "github_main_branch" {
+  description = "Branch whose push runs (deploy.yml's plan job, no environment) may assume the plan role, besides pull requests."
+  type        = string
+  default     = "main"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._/-]{1,200}$", var.github_main_branch)) && !strcontains(var.github_main_branch, "*")
+    error_message = "github_main_branch must be a plain branch name (no wildcard)."
   }
 }
 
@@ -59,40 +80,35 @@ variable "artifact_kms_key_arn" {
   type        = string
 }
 
-variable "smoke_test_api_key_secret_arn" {
-  description = "ARN of the Secrets Manager secret with the smoke-test API key; the deploy role may read exactly this secret."
+variable "api_keys_kms_key_arn" {
+  description = "ARN of the CMK (alias/<name>-api-keys) encrypting the client key secrets; the deploy role may decrypt with it only through Secrets Manager and only the smoke-test client's secret (<name>/api-keys/smoke-test)."
   type        = string
 
   validation {
-    condition     = can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$", var.smoke_test_api_key_secret_arn))
-    error_message = "smoke_test_api_key_secret_arn must be one full secret ARN (no wildcard)."
-  }
-}
-
-variable "smoke_test_api_key_kms_key_arn" {
-  description = "ARN of the CMK encrypting that secret (decrypt allowed only through Secrets Manager, for that secret)."
-  type        = string
-
-  validation {
-    condition     = can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[a-f0-9-]+$", var.smoke_test_api_key_kms_key_arn))
-    error_message = "smoke_test_api_key_kms_key_arn must be a KMS key ARN (key/<id>, no alias, no wildcard)."
+    condition     = can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[a-f0-9-]+$", var.api_keys_kms_key_arn))
+    error_message = "api_keys_kms_key_arn must be a KMS key ARN (key/<id>, no alias, no wildcard)."
   }
 }
 
 variable "state_bucket_name" {
-  description = "Terraform state bucket the plan role may read (null: no state access granted)."
+  description = "Terraform state bucket whose state_key the plan role may read (null: no state access granted)."
   type        = string
   default     = null
 }
 
-variable "state_key_prefix" {
-  description = "Key prefix of this project's state objects in the state bucket."
+variable "state_key" {
+  description = "Key of this environment's state object in the state bucket (the plan role reads exactly this object)."
   type        = string
-  default     = "rampart/"
+  default     = "rampart/terraform.tfstate"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9/._-]+$", var.state_key)) && !strcontains(var.state_key, "*")
+    error_message = "state_key must be one object key (no wildcard)."
+  }
 }
 
 variable "state_kms_key_arn" {
-  description = "CMK of the state bucket, if any."
+  description = "CMK of the state bucket, if any: the only key the plan role may decrypt with (through S3)."
   type        = string
   default     = null
 }
