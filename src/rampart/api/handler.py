@@ -13,7 +13,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import psycopg2
 from aws_lambda_powertools import Logger
@@ -22,22 +22,22 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import AwareDatetime
+from pydantic import PlainValidator, WithJsonSchema
 
 from rampart.api.cursor import CursorCodec, InvalidCursorError, filters_digest
 from rampart.api.models import ErrorEnvelope, EventOut, EventPage, GatewayMessage, Health, Stats, StatsPoint
+from rampart.api.paging import MAX_PAGE_BYTES, rows_that_fit
+from rampart.api.window import Bucket, WindowError, check_order, stats_window
 from rampart.db.connection import Database, DatabaseUnavailableError
 from rampart.db.settings import DatabaseSettings
-from rampart.db.store import EventFilter, EventStore
-from rampart.events import IDENTIFIER_PATTERN
+from rampart.db.store import MAX_STATS_POINTS, EventFilter, EventStore
+from rampart.events import IDENTIFIER_PATTERN, RFC3339_PATTERN, parse_rfc3339
 from rampart.secrets import read_secret
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "rampart-api"))
 app = APIGatewayRestResolver(enable_validation=True)
 
 RETRY_AFTER_S = "5"
-MAX_WINDOW = {"hour": dt.timedelta(days=7), "day": dt.timedelta(days=366)}
-DEFAULT_WINDOW = {"hour": dt.timedelta(hours=24), "day": dt.timedelta(days=30)}
 SECURITY_HEADERS = {
     "Strict-Transport-Security": "max-age=63072000; includeSubDomains; preload",
     "X-Content-Type-Options": "nosniff",
@@ -150,6 +150,11 @@ def _rejected_value(exc: psycopg2.DataError) -> Response[str]:
     return _error(400, "invalid_parameter", "a parameter value is out of the supported range")
 
 
+@app.exception_handler(WindowError)  # type: ignore[untyped-decorator]
+def _window_error(exc: WindowError) -> Response[str]:
+    return _error(400, exc.code, exc.message)
+
+
 @app.exception_handler(DatabaseUnavailableError)  # type: ignore[untyped-decorator]
 def _unavailable(exc: DatabaseUnavailableError) -> Response[str]:
     logger.warning("database unavailable", extra={"cause": type(exc.__cause__).__name__})
@@ -205,18 +210,30 @@ def _require_plain_digits(name: str) -> None:
 
 
 IdentifierQuery = Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN, max_length=63)]
-TimeQuery = Annotated[AwareDatetime | None, Query(description="ISO-8601 with a timezone")]
-MAX_UTC_OFFSET = dt.timedelta(hours=14)  # the widest offset in use; PostgreSQL refuses beyond 15:59
+# Dates are RFC 3339, parsed by the one parser events are (rampart.events.parse_rfc3339) into a UTC instant:
+# no Unix times, no offset beyond ±14:00, nothing outside years 0001-9999 once in UTC.
+Instant = Annotated[
+    dt.datetime,
+    PlainValidator(parse_rfc3339),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": RFC3339_PATTERN}),
+]
+TimeQuery = Annotated[
+    Instant | None, Query(description="RFC 3339 date-time with an explicit offset, e.g. 2026-01-01T00:00:00Z")
+]
+LIST_DESCRIPTION = (
+    "Events in (occurred_at, event_id) order, filtered, in pages. A page holds at most `limit` items and at most "
+    f"{MAX_PAGE_BYTES // (1024 * 1024)} MiB (measured as the body travels in the Lambda response, JSON-escaped): "
+    "a page of large events ends early, with a `next_cursor`. Follow `next_cursor` until it is null; every event "
+    "is on exactly one page."
+)
 
 
-def _check_times(**values: dt.datetime | None) -> None:
-    for name, value in values.items():
-        offset = value.utcoffset() if value else None
-        if offset is not None and abs(offset) > MAX_UTC_OFFSET:
-            raise ApiError(400, "invalid_parameter", f"{name}: the UTC offset must be within ±14:00")
-
-
-@app.get("/v1/events", responses=_responses(EventPage, 400, 503), summary="List events (keyset pagination)")
+@app.get(
+    "/v1/events",
+    responses=_responses(EventPage, 400, 503),
+    summary="List events (keyset pagination)",
+    description=LIST_DESCRIPTION,
+)
 def list_events(
     source: IdentifierQuery = None,
     type: IdentifierQuery = None,
@@ -228,9 +245,7 @@ def list_events(
     # The body is assembled from the JSON text PostgreSQL built for each row (EventOut's shape, documented in
     # the OpenAPI document through `responses`): no per-item Python objects on the hot path.
     _require_plain_digits("limit")
-    _check_times(since=since, until=until)
-    if since and until and since >= until:
-        raise ApiError(400, "invalid_window", "since must be earlier than until")
+    check_order(since, until)
     digest = filters_digest(source, type, since.isoformat() if since else None, until.isoformat() if until else None)
     after = None
     if cursor is not None:
@@ -239,9 +254,13 @@ def list_events(
         except InvalidCursorError as exc:
             raise ApiError(400, "invalid_cursor", str(exc)) from None
     rows = _events().list_events(EventFilter(source, type, since, until), after, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    fit = rows_that_fit([row.json for row in rows])  # the page ends early rather than outgrow the response
+    if fit < len(rows):
+        rows, more = rows[:fit], True
     next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
+    if more:
         last = rows[-1]
         next_cursor = _cursors().encode(last.occurred_at, last.event_id, digest)
     items = ",".join(row.json for row in rows)
@@ -258,18 +277,18 @@ def get_event(event_id: Annotated[uuid.UUID, Path()]) -> Response[str]:
 
 @app.get("/v1/stats", responses=_responses(Stats, 400, 503), summary="Event counts per type per hour or day")
 def stats(
-    bucket: Annotated[Literal["hour", "day"], Query()] = "hour",
+    bucket: Annotated[Bucket, Query()] = "hour",
     since: TimeQuery = None,
     until: TimeQuery = None,
 ) -> Stats:
-    _check_times(since=since, until=until)
-    end = until or dt.datetime.now(dt.UTC)
-    start = since or end - DEFAULT_WINDOW[bucket]
-    if start >= end:
-        raise ApiError(400, "invalid_window", "since must be earlier than until")
-    if end - start > MAX_WINDOW[bucket]:
-        raise ApiError(400, "window_too_large", f"a {bucket} window may span at most {MAX_WINDOW[bucket].days} days")
+    start, end = stats_window(bucket, since, until, dt.datetime.now(dt.UTC))
     rows = _events().stats(bucket, start, end)
+    if len(rows) > MAX_STATS_POINTS:
+        raise ApiError(
+            400,
+            "window_too_large",
+            f"the window holds more than {MAX_STATS_POINTS} (bucket, type) points; narrow it or use bucket=day",
+        )
     return Stats(
         bucket=bucket,
         since=start,

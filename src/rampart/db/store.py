@@ -52,12 +52,16 @@ SELECT jsonb_build_object('event_id', event_id, 'source', source, 'type', type, 
 FROM rampart.events WHERE event_id = %s
 """
 
+# A stats answer holds at most this many (bucket, type) points (~140 bytes each in the response): producers
+# choose the types, so their number has no other bound. One more is fetched to tell "too many".
+MAX_STATS_POINTS = 20_000
 STATS = """
 SELECT date_trunc(%(bucket)s, occurred_at, 'UTC') AS bucket_start, type, count(*) AS events
 FROM rampart.events
 WHERE occurred_at >= %(since)s AND occurred_at < %(until)s
 GROUP BY 1, 2
 ORDER BY 1, 2
+LIMIT %(points)s
 """
 
 
@@ -137,7 +141,7 @@ class EventStore:
 
     def stats(self, bucket: Literal["hour", "day"], since: dt.datetime, until: dt.datetime) -> list[StatsRow]:
         def work(cur: Any) -> list[StatsRow]:
-            cur.execute(STATS, {"bucket": bucket, "since": since, "until": until})
+            cur.execute(STATS, {"bucket": bucket, "since": since, "until": until, "points": MAX_STATS_POINTS + 1})
             return [StatsRow(*row) for row in cur.fetchall()]
 
         return self.db.run(work)
