@@ -39,12 +39,12 @@ def api(pg: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch, clean_events: Non
     """The real API handler on the read-only role."""
     with_env(monkeypatch, {**pg.env("rampart_api"), "RAMPART_CURSOR_KEY": CURSOR_KEY})
     api_handler._store = None
-    api_handler._codec = None
+    api_handler._keyring = None
     yield api_handler
     if api_handler._store is not None:
         api_handler._store.db.close()
     api_handler._store = None
-    api_handler._codec = None
+    api_handler._keyring = None
 
 
 @pytest.fixture
@@ -60,14 +60,14 @@ def pipeline(pg: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch, clean_events
     )
     sqs = FakeSqs()
     ingest_handler._store, ingest_handler._dead_letters = ingest_store, SqsDeadLetters("https://dlq.invalid", sqs)
-    api_handler._store, api_handler._codec = api_store, None
+    api_handler._store, api_handler._keyring = api_store, None
     try:
         yield Pipeline(ingest_handler, api_handler, sqs)
     finally:
         ingest_store.db.close()
         api_store.db.close()
         ingest_handler._store = ingest_handler._dead_letters = None
-        api_handler._store = api_handler._codec = None
+        api_handler._store = api_handler._keyring = None
 
 
 @dataclass

@@ -278,7 +278,7 @@ def test_misconfigured_cursor_key_is_a_500_without_details(
 ) -> None:
     seed(admin, 3)
     monkeypatch.setenv("RAMPART_CURSOR_KEY", "short")
-    api._codec = None
+    api._keyring = None
     status, body, _ = call(api, "/v1/events", {"limit": "1"})
     assert_error(status, body, 500)
     assert body["error"]["message"] == "internal error"

@@ -24,7 +24,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import PlainValidator, WithJsonSchema
 
-from rampart.api.cursor import CursorCodec, InvalidCursorError, filters_digest
+from rampart.api.cursor import InvalidCursorError, filters_digest
+from rampart.api.cursor_keys import CursorKeyring, CursorKeysUnavailableError, keyring_from_env
 from rampart.api.models import ErrorEnvelope, EventOut, EventPage, GatewayMessage, Health, Stats, StatsPoint
 from rampart.api.paging import MAX_PAGE_BYTES, rows_that_fit
 from rampart.api.window import Bucket, WindowError, check_order, stats_window
@@ -32,7 +33,6 @@ from rampart.db.connection import Database, DatabaseUnavailableError
 from rampart.db.settings import DatabaseSettings
 from rampart.db.store import MAX_STATS_POINTS, EventFilter, EventStore
 from rampart.events import IDENTIFIER_PATTERN, RFC3339_PATTERN, parse_rfc3339
-from rampart.secrets import read_secret
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "rampart-api"))
 app = APIGatewayRestResolver(enable_validation=True)
@@ -64,7 +64,7 @@ def _responses(model: type, *errors: int) -> dict[int, Any]:
 
 
 _store: EventStore | None = None
-_codec: CursorCodec | None = None
+_keyring: CursorKeyring | None = None
 
 
 class ApiError(Exception):
@@ -82,23 +82,11 @@ def _events() -> EventStore:
     return _store
 
 
-def _load_cursor_keys() -> list[bytes]:
-    if arn := os.environ.get("RAMPART_CURSOR_KEY_SECRET_ARN"):
-        import boto3  # noqa: PLC0415 - only when the key lives in Secrets Manager
-
-        parsed = read_secret(boto3.client("secretsmanager"), arn)
-        if isinstance(parsed, dict):
-            return [str(parsed[k]).encode() for k in ("current", "previous") if parsed.get(k)]
-        return [str(parsed).encode()]
-    keys = [os.environ.get("RAMPART_CURSOR_KEY", ""), os.environ.get("RAMPART_CURSOR_KEY_PREVIOUS", "")]
-    return [k.encode() for k in keys if k]
-
-
-def _cursors() -> CursorCodec:
-    global _codec  # noqa: PLW0603
-    if _codec is None:
-        _codec = CursorCodec(_load_cursor_keys())
-    return _codec
+def _cursors() -> CursorKeyring:
+    global _keyring  # noqa: PLW0603
+    if _keyring is None:
+        _keyring = keyring_from_env()
+    return _keyring
 
 
 # -- errors ------------------------------------------------------------------------------------------------------
@@ -156,8 +144,9 @@ def _window_error(exc: WindowError) -> Response[str]:
 
 
 @app.exception_handler(DatabaseUnavailableError)  # type: ignore[untyped-decorator]
-def _unavailable(exc: DatabaseUnavailableError) -> Response[str]:
-    logger.warning("database unavailable", extra={"cause": type(exc.__cause__).__name__})
+@app.exception_handler(CursorKeysUnavailableError)  # type: ignore[untyped-decorator]
+def _unavailable(exc: DatabaseUnavailableError | CursorKeysUnavailableError) -> Response[str]:
+    logger.warning("dependency unavailable", extra={"what": type(exc).__name__, "cause": type(exc.__cause__).__name__})
     return _error(503, "unavailable", "the service is temporarily unavailable", {"Retry-After": RETRY_AFTER_S})
 
 
