@@ -266,8 +266,11 @@ def canonical_size(payload: dict[str, Any]) -> int:
 
 
 def _check_json_value(value: Any, depth: int) -> None:
-    """Reject what PostgreSQL's jsonb cannot hold (NUL, lone surrogates), over-deep nesting, too large integers."""
-    if depth > MAX_PAYLOAD_DEPTH:
+    """Reject what PostgreSQL's jsonb cannot hold (NUL, lone surrogates), over-deep nesting, too large integers.
+
+    Depth counts objects and arrays only (the payload itself is level 1), as the bracket count before parsing does.
+    """
+    if isinstance(value, dict | list) and depth > MAX_PAYLOAD_DEPTH:
         raise ValueError(f"is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
     if isinstance(value, dict):
         for key, item in value.items():

@@ -285,3 +285,14 @@ def test_size_counts_numbers_as_postgresql_writes_them() -> None:
     assert len(small_record) < 1000
     with pytest.raises(InvalidEventError, match="bytes, more than"):
         parse_event(small_record)
+
+
+def test_depth_counts_containers_the_same_with_or_without_the_walk() -> None:
+    """16 levels of containers are allowed with a value inside the innermost; an escape elsewhere that triggers
+    the character walk (an emoji as a surrogate pair) must not change the verdict."""
+    deep: object = "leaf"
+    for _ in range(MAX_PAYLOAD_DEPTH - 1):
+        deep = [deep]
+    for extra in ({}, {"emoji": "😀"}):
+        body = json.dumps(make_event(payload={"d": deep, **extra}))  # ensure_ascii: the emoji as \ud83d\ude00
+        assert parse_event(body).payload["d"] == deep
