@@ -240,7 +240,7 @@ def storage_row(event: Event, body: str) -> StorageRow:
     The four values are safe to write between quotes unescaped: hexadecimal digits and hyphens, identifiers by
     their pattern, and a fixed-format timestamp.
     """
-    occurred = event.occurred_at.isoformat(timespec="microseconds")
+    occurred = event.occurred_at.isoformat()  # the UTC instant; the fraction only when not zero
     return event.event_id, f'["{event.event_id}","{event.source}","{event.type}","{occurred}",{body}]'
 
 
@@ -379,7 +379,7 @@ def parse_event(body: str) -> Event:
         raise InvalidEventError(f"not valid JSON: {exc}") from None
     checks = {
         "walk": raw_surrogates
-        or _SUSPICIOUS_ESCAPE.search(body) is not None
+        or ("\\u" in body and _SUSPICIOUS_ESCAPE.search(body) is not None)
         or (size > MAX_NUMBER_EXPONENT and _LONG_DIGITS.search(body) is not None),
         # Compact re-serialisation never makes strings, keys or integers longer than their JSON text; only
         # exponent numbers grow. Below this bound the payload cannot be too large, so the exact measure is skipped.
