@@ -48,12 +48,9 @@ def secret(monkeypatch: pytest.MonkeyPatch, pg: EmbeddedPostgres, clean_events: 
         sm = boto3.client("secretsmanager", region_name="eu-west-1")
         arn = sm.create_secret(Name="rampart/api/cursor-key", SecretString=json.dumps({"current": K1}))["ARN"]
         with_env(monkeypatch, {"RAMPART_CURSOR_KEY_SECRET_ARN": arn})
-        for key, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",  # pragma: allowlist secret
-            "AWS_DEFAULT_REGION": "eu-west-1",
-        }.items():
-            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
         yield sm, arn
 
 
