@@ -32,7 +32,7 @@ from rampart.api.window import Bucket, WindowError, check_order, stats_window
 from rampart.db.connection import Database, DatabaseUnavailableError
 from rampart.db.settings import DatabaseSettings
 from rampart.db.store import MAX_STATS_POINTS, EventFilter, EventStore
-from rampart.events import IDENTIFIER_PATTERN, RFC3339_PATTERN, parse_rfc3339
+from rampart.events import IDENTIFIER_PATTERN, parse_rfc3339
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "rampart-api"))
 app = APIGatewayRestResolver(enable_validation=True)
@@ -204,10 +204,14 @@ IdentifierQuery = Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN, max_le
 Instant = Annotated[
     dt.datetime,
     PlainValidator(parse_rfc3339),
-    WithJsonSchema({"type": "string", "format": "date-time", "pattern": RFC3339_PATTERN}),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 TimeQuery = Annotated[
-    Instant | None, Query(description="RFC 3339 date-time with an explicit offset, e.g. 2026-01-01T00:00:00Z")
+    Instant | None,
+    Query(
+        description="RFC 3339 date-time with an explicit offset (at most ±14:00), e.g. 2026-01-01T00:00:00Z; "
+        "the same rule as an event's occurred_at (docs/event.schema.json)"
+    ),
 ]
 LIST_DESCRIPTION = (
     "Events in (occurred_at, event_id) order, filtered, in pages. A page holds at most `limit` items and at most "
