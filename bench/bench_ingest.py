@@ -110,7 +110,7 @@ def run_copy(pg: Any, bodies: list[str], batch: int) -> float:
 def run_statement_only(pg: Any, bodies: list[str], batch: int) -> float:
     """The ceiling of the idempotent approach: the handler's own INSERT ... ON CONFLICT statement on the same,
     already validated rows, with no Python work per record at all."""
-    rows = [storage_row(parse_event(body), body) for body in bodies]
+    rows = [storage_row(parse_event(body)) for body in bodies]
     arrays = ["[" + ",".join(row for _, row in sorted(rows[i : i + batch])) + "]" for i in range(0, len(rows), batch)]
     conn = psycopg2.connect(pg.dsn("rampart_ingest"))
     start = time.perf_counter()

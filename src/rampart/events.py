@@ -9,12 +9,12 @@ producers can check against first is generated from :class:`Event` into docs/eve
   [2000-01-01T00:00:00Z, now + 5 minutes]; stored as that UTC instant, to the microsecond.
 - ``payload``: a JSON object, nested at most 16 levels, at most 32 KiB as compact canonical JSON, without NUL or
   unpaired surrogates; its numbers are exact decimals (stored and served digit for digit, never rounded to a
-  binary float), finite, below 1e309 in magnitude and with at most 340 digits after the decimal point.
+  binary float), finite, below 1e309 in magnitude and with at most 340 digits after the decimal point. No key
+  appears twice in one object (I-JSON, RFC 7493): parsers disagree on which of two equal keys wins.
 
-The database never parses what the producer wrote for ``event_id`` or ``occurred_at``: the insert carries the
-canonical values computed here (:func:`storage_row`). The payload travels as the producer's JSON text because
-PostgreSQL's jsonb keeps exact decimals where any Python re-serialisation would have to round them; the
-differential property tests (tests/property/) prove the two parsers agree on every payload accepted here.
+The database never parses what the producer wrote: the insert carries the values validated here, in canonical
+form (:func:`storage_row`), the payload written again with its numbers exact (parsed as decimals, never as binary
+floats). The differential property tests (tests/property/) prove that what is accepted reads back as it was sent.
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ _PAYLOAD_DESCRIPTION = (
     f"A JSON object, nested at most {MAX_PAYLOAD_DEPTH} levels, at most {MAX_PAYLOAD_BYTES} bytes as compact JSON "
     "(UTF-8, numbers written as plain decimals), without NUL characters or unpaired surrogates. Numbers are exact "
     f"decimals, stored and returned digit for digit: finite, below 1e{MAX_NUMBER_EXPONENT + 1} in magnitude, "
-    f"at most {MAX_NUMBER_SCALE} digits after the decimal point. A repeated key: the last one counts."
+    f"at most {MAX_NUMBER_SCALE} digits after the decimal point. Keys are unique in every object (I-JSON)."
 )
 
 
@@ -269,15 +269,50 @@ def event_json_schema() -> dict[str, Any]:
 StorageRow = tuple[str, str]
 
 
-def storage_row(event: Event, body: str) -> StorageRow:
-    """The row the store inserts, as one JSON array: the canonical ``event_id``, ``source``, ``type`` and UTC
-    ``occurred_at`` computed here, then the producer's text, from which PostgreSQL takes only ``payload``.
+def storage_row(event: Event) -> StorageRow:
+    """The row the store inserts, as one JSON array of the validated values in canonical form: ``event_id``
+    (lowercase), ``source``, ``type``, the UTC ``occurred_at``, and the payload written again from the validated
+    value (:func:`payload_json`, numbers exact). Nothing of the producer's text reaches the database.
 
-    The four values are safe to write between quotes unescaped: hexadecimal digits and hyphens, identifiers by
-    their pattern, and a fixed-format timestamp.
+    The first four are safe to write between quotes unescaped: hexadecimal digits and hyphens, identifiers by their
+    pattern, and a fixed-format timestamp.
     """
     occurred = event.occurred_at.isoformat()  # the UTC instant; the fraction only when not zero
-    return event.event_id, f'["{event.event_id}","{event.source}","{event.type}","{occurred}",{body}]'
+    payload = payload_json(event.payload)
+    return event.event_id, f'["{event.event_id}","{event.source}","{event.type}","{occurred}",{payload}]'
+
+
+# Decimals (JSON numbers with a fraction or an exponent) must be written exactly, which json's encoder cannot do:
+# it would quote whatever ``default`` returns. So they go out as strings starting with a lone surrogate, which no
+# validated payload can contain (the walk refuses them), and those strings become the numbers again.
+_DECIMAL_MARK = "\ud800"
+_MARKED_DECIMAL = re.compile('"\ud800([-+.0-9eE]+)"')
+
+
+def _mark_decimal(value: object) -> str:
+    if isinstance(value, Decimal):
+        return _DECIMAL_MARK + str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+# One compact encoder built once (json.dumps would build it on every call); the pure-Python one where _json is absent.
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+if _c_make_encoder is not None:
+    _encode_compact = _c_make_encoder(
+        None, _mark_decimal, json.encoder.encode_basestring, None, ":", ",", False, False, True
+    )
+else:  # pragma: no cover - CPython always has the C encoder
+    _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_mark_decimal, check_circular=False)
+
+    def _encode_compact(value: Any, _level: int) -> Any:
+        return _encoder.iterencode(value)
+
+
+def payload_json(payload: dict[str, Any]) -> str:
+    """A validated payload as compact JSON: keys and strings as JSON escapes them, integers and decimals digit for
+    digit (a decimal as ``str(Decimal)``: ``1.50``, ``1E+2``)."""
+    text = "".join(_encode_compact(payload, 0))
+    return _MARKED_DECIMAL.sub(r"\1", text) if _DECIMAL_MARK in text else text
 
 
 # -- payload -------------------------------------------------------------------------------------------------------
@@ -387,9 +422,23 @@ def _depth_of(text: str) -> int:
     return deepest
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are all different (I-JSON, RFC 7493): parsers disagree on which of two equal keys wins
+    (the first, the last, an error), so a repeated key would let two readers see two different events."""
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                shown = key if len(key) <= 30 else key[:27] + "..."
+                raise InvalidEventError(f"the key {shown!r} appears more than once in an object")
+            seen.add(key)
+    return members
+
+
 # One decoder for every record: json.loads(..., parse_float=...) would build a new decoder per call.
 # Integers keep the C parser (a hook would cost ~0.15 µs each); one too long for the limit is found by the walk.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_exact_number)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_exact_number, object_pairs_hook=_unique_keys)
 
 
 def parse_event(body: str) -> Event:

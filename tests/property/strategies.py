@@ -53,7 +53,7 @@ class Num:
 
 @dataclass(frozen=True)
 class Obj:
-    """A JSON object as written: its members in order, keys possibly repeated (the last one counts)."""
+    """A JSON object as written: its members in order, keys possibly repeated (which the contract refuses)."""
 
     pairs: tuple[tuple[str, Any], ...]
 
@@ -84,7 +84,7 @@ def write(value: Any, ascii_only: bool) -> str:
 
 
 def expected(value: Any) -> Any:
-    """The JSON value a reader must get back (numbers as exact decimals; a repeated key: the last)."""
+    """The JSON value a reader must get back (numbers as exact decimals)."""
     if isinstance(value, Num):
         return value.value()
     if isinstance(value, Blob):
@@ -123,6 +123,8 @@ def payload_problems(value: Any, depth: int = 1) -> list[str]:
         if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
             return ["surrogate"]
         return []
+    if isinstance(value, Obj) and len({k for k, _ in value.pairs}) != len(value.pairs):
+        return ["repeated key"]
     if isinstance(value, Obj | list):
         if depth > MAX_DEPTH:
             return ["depth"]

@@ -14,7 +14,7 @@ from tests.helpers import sns_envelope, sqs_record
 
 
 class MemorySink:
-    """Stores what the real statement would: the four canonical values of each row, and the producer's payload."""
+    """Stores what the real statement would: the five canonical values of each row."""
 
     def __init__(self, fail: Exception | None = None, reject_source: str | None = None) -> None:
         self.rows: dict[str, list[Any]] = {}
@@ -30,8 +30,8 @@ class MemorySink:
         if self.reject_source and any(r[1] == self.reject_source for r in self.received):
             raise psycopg2.DataError("value rejected")
         before = len(self.rows)
-        for event_id, source, type_, occurred_at, producer_text in self.received:
-            self.rows.setdefault(event_id, [event_id, source, type_, occurred_at, producer_text["payload"]])
+        for event_id, source, type_, occurred_at, payload in self.received:
+            self.rows.setdefault(event_id, [event_id, source, type_, occurred_at, payload])
         return len(self.rows) - before
 
 
@@ -65,12 +65,12 @@ def test_the_store_receives_the_validated_canonical_values_not_the_producers_tex
     event_id = "0A1B2C3D-4E5F-4A6B-8C7D-9E0F1A2B3C4D"
     body = json.dumps(make_event(event_id=event_id, occurred_at="2026-01-01t10:00:00.1234567+02:00"))
     process_batch([sqs_record(body)], sink, MemoryDLQ())
-    [(stored_id, source, type_, occurred_at, producer_text)] = sink.received
+    [(stored_id, source, type_, occurred_at, payload)] = sink.received
     assert stored_id == event_id.lower()
     assert (source, type_) == ("billing", "invoice.paid")
     # The UTC instant, floored to the microsecond, in one fixed format PostgreSQL cannot read two ways.
     assert occurred_at == "2026-01-01T08:00:00.123456+00:00"
-    assert producer_text == json.loads(body)
+    assert payload == json.loads(body)["payload"]
 
 
 def test_redelivery_counts_duplicates() -> None:

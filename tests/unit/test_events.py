@@ -231,10 +231,31 @@ def test_other_uuid_spellings_are_refused(spelling: str) -> None:
 
 def test_storage_row_carries_canonical_values() -> None:
     body = json.dumps(make_event(event_id=CANONICAL_ID.upper(), occurred_at="2026-01-01T01:30:00.25+01:30"))
-    event_id, row = storage_row(parse_event(body), body)
+    body = body.replace('"amount": 42', '"amount": 1.50, "big": 1E+400, "small": 2')
+    with pytest.raises(InvalidEventError):
+        parse_event(body)  # 1E+400 is out of range
+    body = body.replace("1E+400", "9007199254740993.000000000000000000001e-3")
+    event_id, row = storage_row(parse_event(body))
     assert event_id == CANONICAL_ID
     assert json.loads(row)[:4] == [CANONICAL_ID, "billing", "invoice.paid", "2026-01-01T00:00:00.250000+00:00"]
-    assert json.loads(row)[4] == json.loads(body)
+    # Numbers digit for digit (x 10^-3 exactly).
+    assert row.endswith('{"amount":1.50,"big":9007199254740.993000000000000000000001,"small":2,"currency":"EUR"}]')
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '{"a":0.1,"b":[1E+2,-0.0,5e-324],"c":{"d":123456789012345678901234567890.5}}',
+        '{"s":"\\ud83d\\ude00 \\u00e9 \\"q\\" \\\\ \\n","n":null,"t":true,"i":-12345678901234567890}',
+    ],
+)
+def test_the_payload_is_written_again_exactly(payload: str) -> None:
+    body = json.dumps(make_event()).replace('{"amount": 42, "currency": "EUR"}', payload)
+    event = parse_event(body)
+    written = storage_row(event)[1]
+    again = json.loads(written, parse_float=Decimal)[4]
+    assert again == json.loads(payload, parse_float=Decimal)
+    assert "\ud800" not in written
 
 
 # -- payload numbers: exact decimals ---------------------------------------------------------------------------------
@@ -296,3 +317,23 @@ def test_depth_counts_containers_the_same_with_or_without_the_walk() -> None:
     for extra in ({}, {"emoji": "😀"}):
         body = json.dumps(make_event(payload={"d": deep, **extra}))  # ensure_ascii: the emoji as \ud83d\ude00
         assert parse_event(body).payload["d"] == deep
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"a": 1, "a": 2}',
+        '{"a": "\\u0000", "b": 1, "a": []}',  # the refused value would be hidden by the repeat
+        '{"x": {"k": 1, "k": 1}}',
+    ],
+)
+def test_a_key_repeated_in_an_object_is_refused(body: str) -> None:
+    text = json.dumps(make_event()).replace('{"amount": 42, "currency": "EUR"}', body)
+    with pytest.raises(InvalidEventError, match="appears more than once"):
+        parse_event(text)
+
+
+def test_two_payloads_are_refused() -> None:
+    twice = '{"payload": {}, ' + json.dumps(make_event())[1:]  # which one would a reader see?
+    with pytest.raises(InvalidEventError, match="'payload' appears more than once"):
+        parse_event(twice)

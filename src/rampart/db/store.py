@@ -18,12 +18,12 @@ psycopg2.extras.register_uuid()  # type: ignore[no-untyped-call]
 
 # One statement for the whole batch. The rows travel as ONE parameter, a JSON array that PostgreSQL unpacks
 # server-side: far cheaper than thousands of client-side adapted literals (see docs/benchmarks.md). Each row is
-# [event_id, source, type, occurred_at, the producer's event] (rampart.events.storage_row): the first four are the
-# validator's canonical values, and only the payload is taken from the producer's text (jsonb keeps its exact
-# decimals). ON CONFLICT makes a redelivery a no-op; the row count tells new rows from duplicates.
+# [event_id, source, type, occurred_at, payload], the validator's canonical values (rampart.events.storage_row):
+# nothing of the producer's text is parsed here. ON CONFLICT makes a redelivery a no-op; the row count tells new
+# rows from duplicates.
 INSERT_EVENTS = """
 INSERT INTO rampart.events (event_id, source, type, occurred_at, payload)
-SELECT (r->>0)::uuid, r->>1, r->>2, (r->>3)::timestamptz, r->4->'payload'
+SELECT (r->>0)::uuid, r->>1, r->>2, (r->>3)::timestamptz, r->4
 FROM jsonb_array_elements(%s::jsonb) AS r
 ON CONFLICT (event_id) DO NOTHING
 """

@@ -92,7 +92,7 @@ def process_batch(
         message_id = str(record.get("messageId", ""))
         try:
             body = record_body(record)
-            valid.append((message_id, record["body"], storage_row(parse_event(body), body)))
+            valid.append((message_id, record["body"], storage_row(parse_event(body))))
         except InvalidEventError as exc:
             result.rejected.append(Rejected(message_id, str(record.get("body", "")), exc.reason))
         except (KeyError, TypeError) as exc:
