@@ -147,13 +147,13 @@ def _why_not_rfc3339(text: str) -> str:
     return f"{shown!r} is not one; {expected}"
 
 
-def _occurred_at(text: str) -> dt.datetime:
-    instant = _utc_instant(text)
+def window_problem(instant: dt.datetime, now: dt.datetime) -> str | None:
+    """Why ``occurred_at`` is outside the plausible window at ``now``, or None."""
     if instant < EARLIEST:
-        raise ValueError("is before 2000-01-01T00:00:00Z")
-    if instant > dt.datetime.now(dt.UTC) + MAX_FUTURE_SKEW:
-        raise ValueError("is more than 5 minutes in the future")
-    return instant
+        return "is before 2000-01-01T00:00:00Z"
+    if instant > now + MAX_FUTURE_SKEW:
+        return "is more than 5 minutes in the future"
+    return None
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,7 @@ EventId = Annotated[
 ]
 OccurredAt = Annotated[
     dt.datetime,
-    _TextThen(RFC3339_PATTERN, _occurred_at),
+    _TextThen(RFC3339_PATTERN, _utc_instant),  # the window is checked by validate_event, against one clock reading
     WithJsonSchema(
         {
             "type": "string",
@@ -441,8 +441,9 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_exact_number, object_pairs_hook=_unique_keys)
 
 
-def parse_event(body: str) -> Event:
-    """Parse and validate one event from its JSON text, or raise :class:`InvalidEventError`."""
+def parse_event(body: str, now: dt.datetime | None = None) -> Event:
+    """Parse and validate one event from its JSON text, or raise :class:`InvalidEventError`. ``now`` is the clock
+    reading ``occurred_at`` is checked against (a batch reads the clock once); the current time by default."""
     raw_surrogates = False
     try:
         size = len(body.encode("utf-8"))
@@ -470,20 +471,24 @@ def parse_event(body: str) -> Event:
         # exponent numbers grow. Below this bound the payload cannot be too large, so the exact measure is skipped.
         "size": size + _growth.bytes > MAX_PAYLOAD_BYTES,
     }
-    return validate_event(data, checks)
+    return validate_event(data, checks, now)
 
 
-def validate_event(data: object, checks: dict[str, bool] | None = None) -> Event:
+def validate_event(data: object, checks: dict[str, bool] | None = None, now: dt.datetime | None = None) -> Event:
+    """Validate a parsed event against the whole contract, ``occurred_at``'s window at ``now`` included."""
     if not isinstance(data, dict):
         raise InvalidEventError("an event must be a JSON object")
     try:
-        return Event.model_validate(data, context=checks)
+        event = Event.model_validate(data, context=checks)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {_wording(err, data)}"
             for err in exc.errors(include_input=False, include_url=False)
         )
         raise InvalidEventError(f"schema violation: {problems}") from None
+    if problem := window_problem(event.occurred_at, now or dt.datetime.now(dt.UTC)):
+        raise InvalidEventError(f"schema violation: occurred_at: {problem}")
+    return event
 
 
 def event_json_schema_text() -> str:

@@ -10,6 +10,7 @@ Outcomes per record:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -88,11 +89,12 @@ def process_batch(
     result = BatchResult()
     warn = log or (lambda *_a, **_k: None)
     valid: list[_Valid] = []
+    now = dt.datetime.now(dt.UTC)  # one clock reading for the batch's occurred_at window
     for record in records:
         message_id = str(record.get("messageId", ""))
         try:
             body = record_body(record)
-            valid.append((message_id, record["body"], storage_row(parse_event(body))))
+            valid.append((message_id, record["body"], storage_row(parse_event(body, now))))
         except InvalidEventError as exc:
             result.rejected.append(Rejected(message_id, str(record.get("body", "")), exc.reason))
         except (KeyError, TypeError) as exc:
