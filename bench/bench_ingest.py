@@ -78,7 +78,9 @@ def run_per_record(pg: Any, bodies: list[str]) -> float:
     with conn.cursor() as cur:
         for body in bodies:
             e = parse_event(body)
-            cur.execute(PER_RECORD_SQL, (e.event_id, e.source, e.type, e.occurred_at, _compact(e.payload)))
+            cur.execute(
+                PER_RECORD_SQL, (e["event_id"], e["source"], e["type"], e["occurred_at"], _compact(e["payload"]))
+            )
             conn.commit()
     elapsed = time.perf_counter() - start
     conn.close()
@@ -91,8 +93,8 @@ def run_copy(pg: Any, bodies: list[str], batch: int) -> float:
     rows = []
     for body in bodies:
         e = parse_event(body)
-        payload = _compact(e.payload).replace("\\", "\\\\")
-        rows.append(f"{e.event_id}\t{e.source}\t{e.type}\t{e.occurred_at.isoformat()}\t{payload}\n")
+        payload = _compact(e["payload"]).replace("\\", "\\\\")
+        rows.append(f"{e['event_id']}\t{e['source']}\t{e['type']}\t{e['occurred_at'].isoformat()}\t{payload}\n")
     conn = psycopg2.connect(pg.dsn("rampart_admin"))
     start = time.perf_counter()
     with conn.cursor() as cur:

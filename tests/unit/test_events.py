@@ -19,8 +19,8 @@ from tests.conftest import make_event
 def test_valid_event_parses() -> None:
     raw = make_event()
     event = parse_event(json.dumps(raw))
-    assert str(event.event_id) == raw["event_id"]
-    assert event.occurred_at.tzinfo is not None
+    assert event["event_id"] == raw["event_id"]
+    assert event["occurred_at"].tzinfo is not None
 
 
 @pytest.mark.parametrize(
@@ -207,7 +207,7 @@ CANONICAL_ID = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 
 @pytest.mark.parametrize("spelling", [CANONICAL_ID, CANONICAL_ID.upper(), "0A1b2C3d-4E5f-4A6b-8C7d-9E0f1A2b3C4d"])
 def test_uuid_case_is_free_and_stored_lowercase(spelling: str) -> None:
-    assert parse_event(json.dumps(make_event(event_id=spelling))).event_id == CANONICAL_ID
+    assert parse_event(json.dumps(make_event(event_id=spelling)))["event_id"] == CANONICAL_ID
 
 
 @pytest.mark.parametrize(
@@ -280,7 +280,7 @@ def _with_amount(number_text: str) -> str:
     ],
 )
 def test_numbers_are_kept_as_exact_decimals(text: str, exact: object) -> None:
-    assert parse_event(_with_amount(text)).payload["amount"] == exact
+    assert parse_event(_with_amount(text))["payload"]["amount"] == exact
 
 
 @pytest.mark.parametrize(
@@ -316,7 +316,7 @@ def test_depth_counts_containers_the_same_with_or_without_the_walk() -> None:
         deep = [deep]
     for extra in ({}, {"emoji": "😀"}):
         body = json.dumps(make_event(payload={"d": deep, **extra}))  # ensure_ascii: the emoji as \ud83d\ude00
-        assert parse_event(body).payload["d"] == deep
+        assert parse_event(body)["payload"]["d"] == deep
 
 
 @pytest.mark.parametrize(
