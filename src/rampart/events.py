@@ -46,12 +46,12 @@ MAX_PAYLOAD_BYTES = 32 * 1024
 MAX_PAYLOAD_DEPTH = 16
 MAX_FUTURE_SKEW = dt.timedelta(minutes=5)
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-MAX_UTC_OFFSET = dt.timedelta(hours=14)  # the widest offset in use (Kiribati)
 MAX_FRACTION_DIGITS = 9  # nanoseconds; digits after the 6th are truncated (the instant is floored to the µs)
 MAX_NUMBER_EXPONENT = 308  # |x| < 1e309, the decimal reach of an IEEE-754 double
 MAX_NUMBER_SCALE = 340  # digits after the decimal point: every double's shortest form fits (5e-324)
 
-# RFC 3339 section 5.6 ("date-time"), with the offset limited to ±14:00 and at most 9 fractional digits.
+# RFC 3339 section 5.6 ("date-time"), with the offset limited to ±14:00 (the widest in use) and at most 9
+# fractional digits.
 # ASCII digits only ([0-9], never \d, which would match any Unicode digit). Also published in the JSON Schema.
 RFC3339_PATTERN = (
     r"^[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
@@ -59,8 +59,8 @@ RFC3339_PATTERN = (
 )
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _RFC3339 = re.compile(RFC3339_PATTERN[1:-1])
-# What an almost-RFC 3339 text looks like, to say precisely what is wrong with it (only on the rejection path).
-# (Patterns, not compiled objects: they serve only the rejection path, and re compiles and caches them there.)
+# What an almost-RFC 3339 text looks like, to say precisely what is wrong with it: patterns, not compiled objects,
+# as they serve only the rejection path (re compiles and caches them on first use there).
 _LOOSE_DATE_TIME = r"([0-9]{4})-([0-9]{2})-([0-9]{2})([Tt ])([0-9]{2}):([0-9]{2})(?::([0-9]{2}))?(?:[.,]([0-9]*))?(.*)"
 _EPOCH_LIKE = r"[+-]?[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?"
 _DATE_ONLY = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
