@@ -51,9 +51,10 @@ pytest-all: install
 	  -p no:cacheprovider $(PYTEST_ARGS) | tee .pytest.out
 	@$(BIN)/python scripts/test_summary.py .pytest.out .coverage.json
 
-openapi: install ## Regenerate docs/openapi.json from the API code
+openapi: install ## Regenerate docs/openapi.json and docs/event.schema.json from the code
 	@$(BIN)/python -m rampart.api.openapi > docs/openapi.json
-	@echo "==> [openapi] docs/openapi.json written"
+	@$(BIN)/python -m rampart.events > docs/event.schema.json
+	@echo "==> [openapi] docs/openapi.json and docs/event.schema.json written"
 .PHONY: openapi
 
 bench: install ## Run every benchmark; writes docs/benchmarks.md and docs/benchmarks.png (see bench/)

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> Result:
         with quiet_stdout():
             handler = importlib.import_module("rampart.api.handler")
         handler._store = None
-        handler._codec = None
+        handler._keyring = None
 
         conn = psycopg2.connect(pg.dsn("rampart_api"))
         conn.autocommit = True

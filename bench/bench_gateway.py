@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> Result:
         with quiet_stdout():
             handler = importlib.import_module("rampart.api.handler")
         handler._store = None
-        handler._codec = None
+        handler._keyring = None
         rng = random.Random(7)
 
         def direct() -> None:

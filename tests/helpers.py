@@ -90,3 +90,37 @@ def api_event(
         "body": None,
         "isBase64Encoded": False,
     }
+
+
+class FakeSqs:
+    """An SQS client that records SendMessageBatch calls and fails what a test chooses: whole calls (``fail_calls``,
+    by 1-based call number; they raise like a throttled or unreachable endpoint) or single entries
+    (``fail_bodies``; answered in ``Failed`` with ``fail_code``, as SQS does)."""
+
+    def __init__(
+        self, fail_calls: set[int] | None = None, fail_bodies: set[str] | None = None, fail_code: str = "InternalError"
+    ) -> None:
+        self.fail_calls = fail_calls or set()
+        self.fail_bodies = fail_bodies or set()
+        self.fail_code = fail_code
+        self.calls: list[list[dict[str, Any]]] = []
+        self.delivered: list[dict[str, Any]] = []  # every entry SQS accepted, in order
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls.append(Entries)
+        if len(self.calls) in self.fail_calls:
+            raise ConnectionError("the endpoint could not be reached")
+        ok, failed = [], []
+        for entry in Entries:
+            if entry["MessageBody"] in self.fail_bodies:
+                failed.append({"Id": entry["Id"], "SenderFault": False, "Code": self.fail_code, "Message": "nope"})
+            else:
+                self.delivered.append(entry)
+                ok.append({"Id": entry["Id"], "MessageId": str(uuid.uuid4()), "MD5OfMessageBody": "x"})
+        return {"Successful": ok, "Failed": failed}
+
+    def reasons(self) -> dict[str, str]:
+        """Body -> the failure reason attribute, for everything delivered."""
+        return {
+            e["MessageBody"]: e["MessageAttributes"]["rampart_failure_reason"]["StringValue"] for e in self.delivered
+        }

@@ -8,7 +8,11 @@ from typing import Any
 
 def read_secret(client: Any, secret_id: str) -> str | dict[str, Any]:
     """The secret's value: a dict when it holds a JSON object, otherwise its text."""
-    text = client.get_secret_value(SecretId=secret_id)["SecretString"]
+    return parse_secret_text(client.get_secret_value(SecretId=secret_id)["SecretString"])
+
+
+def parse_secret_text(text: str) -> str | dict[str, Any]:
+    """A secret string: a dict when it holds a JSON object, otherwise the text itself."""
     try:
         parsed = json.loads(text)
     except ValueError:

@@ -10,8 +10,11 @@ from typing import Any
 import psycopg2
 import pytest
 
+import rampart.api.handler as api_module
+import rampart.db.store as store_module
 from rampart.api.handler import SECURITY_HEADERS
 from rampart.api.models import EventOut, EventPage, Health, Stats
+from rampart.api.paging import LAMBDA_RESPONSE_LIMIT, MAX_PAGE_BYTES, escaped_size
 from rampart.local.postgres import EmbeddedPostgres
 from tests.helpers import FakeContext, api_event
 
@@ -275,7 +278,117 @@ def test_misconfigured_cursor_key_is_a_500_without_details(
 ) -> None:
     seed(admin, 3)
     monkeypatch.setenv("RAMPART_CURSOR_KEY", "short")
-    api._codec = None
+    api._keyring = None
     status, body, _ = call(api, "/v1/events", {"limit": "1"})
     assert_error(status, body, 500)
     assert body["error"]["message"] == "internal error"
+
+
+# -- no 5xx at the ends of the calendar -----------------------------------------------------------------------------
+CALENDAR_EDGES = [
+    "0001-01-01T00:00:00Z",
+    "0001-01-01T00:00:00.000001Z",
+    "0001-01-01T13:59:59-14:00",
+    "0001-01-01T00:00:00+14:00",  # before year 1 in UTC
+    "0001-01-01T00:00:00-00:00",
+    "9999-12-31T23:59:59Z",
+    "9999-12-31T23:59:59.999999999Z",
+    "9999-12-31T10:00:00+14:00",
+    "9999-12-31T23:59:59-14:00",  # after year 9999 in UTC
+    "0000-01-01T00:00:00Z",
+    "1764000229",
+    "infinity",
+    "-infinity",
+    "epoch",
+    "now",
+    "2026-01-01",
+    "2026-01-01T24:00:00Z",
+    "2016-12-31T23:59:60Z",
+    "2026-01-01T00:00:00+15:00",
+]
+
+
+@pytest.mark.parametrize("value", CALENDAR_EDGES)
+@pytest.mark.parametrize(
+    "route_and_params",
+    [
+        ("/v1/events", {}),
+        ("/v1/stats", {"bucket": "hour"}),
+        ("/v1/stats", {"bucket": "day"}),
+    ],
+    ids=["events", "stats-hour", "stats-day"],
+)
+@pytest.mark.parametrize("name", ["since", "until"])
+def test_every_date_parameter_at_the_ends_of_the_calendar_answers_below_500(
+    api: Any, admin: Any, route_and_params: tuple[str, dict[str, str]], name: str, value: str
+) -> None:
+    seed(admin, 1)
+    route, params = route_and_params
+    status, body, _ = call(api, route, {**params, name: value})
+    assert status in (200, 400), body
+    if status == 400:
+        assert_error(status, body, 400)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"until": "0001-01-01T00:00:00Z"}, 400),  # the issue's report: was a 500
+        ({"since": "9999-12-31T23:59:59Z"}, 400),
+        ({"since": "9999-12-30T00:00:00Z", "until": "9999-12-31T23:59:59.999999Z"}, 200),
+        ({"since": "0001-01-01T00:00:00Z", "until": "0001-01-02T00:00:00Z"}, 200),
+        ({"until": "0001-01-01T05:00:00Z"}, 200),  # the default window clamped at the first instant
+        ({"bucket": "day", "until": "0001-01-01T00:00:00.000001Z"}, 200),
+    ],
+)
+def test_stats_windows_at_the_ends_of_the_calendar(api: Any, query: dict[str, str], expected: int) -> None:
+    status, body, _ = call(api, "/v1/stats", query)
+    assert status == expected, body
+    if status == 200:
+        assert body["series"] == []
+
+
+def test_a_window_with_too_many_points_is_refused_not_served_oversized(
+    api: Any, admin: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "MAX_STATS_POINTS", 5)
+    monkeypatch.setattr(api_module, "MAX_STATS_POINTS", 5)
+    for i in range(6):
+        seed(admin, 1, type_=f"type.{i}")
+    window = {"since": T0.isoformat(), "until": (T0 + dt.timedelta(hours=1)).isoformat()}
+    status, body, _ = call(api, "/v1/stats", window)
+    assert_error(status, body, 400)
+    assert body["error"]["code"] == "window_too_large"
+
+
+# -- every page within the response limit ---------------------------------------------------------------------------
+def test_large_events_page_within_the_budget_and_every_one_is_reached(api: Any, admin: Any) -> None:
+    """500 events of ~32 KiB (non-ASCII and quotes, which the Lambda runtime's escaping inflates up to 3x): each
+    page ends early, within the per-page budget and far inside Lambda's 6 MB response limit, and following the
+    cursors reaches every event exactly once."""
+    ids = sorted(str(uuid.uuid4()) for _ in range(500))
+    blob = 'é"' * 10_900  # 32,700 bytes of UTF-8 once the quotes are escaped in the payload's JSON text
+    with admin.cursor() as cur:
+        cur.execute(
+            "INSERT INTO rampart.events (event_id, source, type, occurred_at, payload)"
+            " SELECT id::uuid, 'billing', 'invoice.paid', %s, jsonb_build_object('blob', %s::text, 'n', n)"
+            " FROM unnest(%s::text[]) WITH ORDINALITY AS t(id, n)",
+            (T0, blob, ids),
+        )
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        query = {"limit": "500"} | ({"cursor": cursor} if cursor else {})
+        resp = api.lambda_handler(api_event("/v1/events", query), FakeContext())
+        assert resp["statusCode"] == 200
+        assert escaped_size(resp["body"]) <= MAX_PAGE_BYTES
+        assert len(json.dumps(resp)) < LAMBDA_RESPONSE_LIMIT  # the whole invocation response, as the runtime sends it
+        body = json.loads(resp["body"])
+        seen += [item["event_id"] for item in body["items"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ids
+    assert pages > 5  # it did page by size: 500 of these would be ~40 MB escaped in one response

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -14,7 +16,9 @@ from moto import mock_aws
 
 from rampart.local.postgres import EmbeddedPostgres
 from tests.conftest import make_event
+from tests.e2e.conftest import wait_until
 from tests.helpers import FakeContext, sns_envelope, sqs_event, sqs_record
+from tests.integration.conftest import Pipeline
 
 
 def _count(admin: Any) -> int:
@@ -154,3 +158,91 @@ def test_logs_carry_no_password(
     assert "batch processed" in logged
     assert "record rejected" in logged
     assert pg.passwords["rampart_ingest"] not in logged
+
+
+def test_an_epoch_like_occurred_at_is_dead_lettered_and_reading_stays_healthy(pipeline: Pipeline, admin: Any) -> None:
+    """The issue's report: "1764000229" passed validation as Unix seconds and PostgreSQL stored it in year 176400,
+    after which every page that included it answered 500. One parser now decides, and it refuses the text."""
+    epoch_like = json.dumps(make_event(occurred_at="1764000229"))
+    good = json.dumps(make_event())
+    assert pipeline.publish(epoch_like, good)["response"] == {"batchItemFailures": []}
+    assert _count(admin) == 1
+    assert list(pipeline.dlq.reasons()) == [epoch_like]
+    assert "occurred_at" in pipeline.dlq.reasons()[epoch_like]
+    status, body = pipeline.get("/v1/events")
+    assert status == 200 and len(json.loads(body)["items"]) == 1
+
+
+def test_the_database_stores_the_canonical_values(pipeline: Pipeline, admin: Any) -> None:
+    event_id = "0A1B2C3D-4E5F-4A6B-8C7D-9E0F1A2B3C4D"
+    body = json.dumps(make_event(event_id=event_id, occurred_at="2026-01-01t01:30:00.1234567+01:30"))
+    body = body.replace('"amount": 42', '"amount": 12345678901234567890.123456789012345678901234567890')
+    assert pipeline.publish(body)["response"] == {"batchItemFailures": []}
+    with admin.cursor() as cur:
+        cur.execute("SELECT event_id::text, occurred_at, payload->>'amount' FROM rampart.events")
+        assert cur.fetchone() == (
+            event_id.lower(),
+            dt.datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=dt.UTC),
+            "12345678901234567890.123456789012345678901234567890",
+        )
+    # A redelivery spelled in lowercase is the same event.
+    assert pipeline.publish(body.replace(event_id, event_id.lower()))["response"] == {"batchItemFailures": []}
+    assert _count(admin) == 1
+    status, text = pipeline.get(f"/v1/events/{event_id.lower()}")
+    assert status == 200
+    item = json.loads(text, parse_float=Decimal)
+    assert item["payload"]["amount"] == Decimal("12345678901234567890.123456789012345678901234567890")
+    assert item["occurred_at"] == "2026-01-01T00:00:00.123456+00:00"
+
+
+def _deadlocks(admin: Any) -> int:
+    with admin.cursor() as cur:
+        cur.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+        return int(cur.fetchone()[0])
+
+
+def _lock_waiters(admin: Any) -> int:
+    with admin.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'rampart_ingest' AND wait_event_type = 'Lock'"
+        )
+        return int(cur.fetchone()[0])
+
+
+def test_overlapping_batches_in_opposite_orders_never_deadlock(ingest: Any, admin: Any, pg: EmbeddedPostgres) -> None:
+    """Rows go in sorted by event_id, so concurrent batches that share events take their locks in one order.
+
+    The interleaving that deadlocks arrival-order inserts is forced, not hoped for: another transaction holds the
+    middle event uncommitted until both batches wait for it. In arrival order the forward batch then holds the
+    lower half and the reversed batch the upper half, each about to need the other's: a deadlock, every time."""
+    events = sorted((make_event() for _ in range(200)), key=lambda e: e["event_id"])
+    bodies = [json.dumps(e) for e in events]
+    middle = events[100]
+    blocker = psycopg2.connect(pg.dsn("rampart_admin"))
+    deadlocks_before = _deadlocks(admin)
+    results: list[dict[str, Any]] = []
+
+    def deliver(order: list[str]) -> None:
+        results.append(ingest.lambda_handler(sqs_event(*order), FakeContext()))
+
+    threads = [threading.Thread(target=deliver, args=(order,)) for order in (bodies, bodies[::-1])]
+    try:
+        with blocker.cursor() as cur:
+            cur.execute(
+                "INSERT INTO rampart.events (event_id, source, type, occurred_at, payload) VALUES (%s,%s,%s,%s,%s)",
+                (middle["event_id"], "blocker", "blocker", middle["occurred_at"], "{}"),
+            )
+        for t in threads:
+            t.start()
+        assert wait_until(lambda: _lock_waiters(admin) >= 2, timeout=60), "the batches never queued on the lock"
+    finally:
+        blocker.rollback()
+        blocker.close()
+        for t in threads:
+            t.join(60)
+    assert results == [{"batchItemFailures": []}] * 2
+    assert _deadlocks(admin) == deadlocks_before
+    with admin.cursor() as cur:
+        cur.execute("SELECT event_id::text, source FROM rampart.events")
+        stored = cur.fetchall()
+    assert sorted(stored) == sorted((e["event_id"], "billing") for e in events)  # each exactly once

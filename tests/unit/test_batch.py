@@ -1,36 +1,37 @@
 """Batch accounting without a database: every record ends stored, duplicate, dead-lettered or retried."""
 
 import json
-import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import psycopg2
 
 from rampart.db.connection import DatabaseUnavailableError
-from rampart.events import Event, parse_event
+from rampart.events import StorageRow
 from rampart.ingest.batch import Rejected, process_batch, record_body
 from tests.conftest import make_event
 from tests.helpers import sns_envelope, sqs_record
 
 
 class MemorySink:
+    """Stores what the real statement would: the five canonical values of each row."""
+
     def __init__(self, fail: Exception | None = None, reject_source: str | None = None) -> None:
-        self.rows: dict[uuid.UUID, Event] = {}
+        self.rows: dict[str, list[Any]] = {}
         self.fail = fail
         self.reject_source = reject_source
         self.calls = 0
 
-    def insert_events(self, texts: Sequence[str]) -> int:
+    def insert_events(self, rows: Sequence[StorageRow]) -> int:
         self.calls += 1
-        self.texts = list(texts)
-        events = [parse_event(t) for t in texts]
+        self.received = [json.loads(row) for _, row in rows]
         if self.fail:
             raise self.fail
-        if self.reject_source and any(e.source == self.reject_source for e in events):
+        if self.reject_source and any(r[1] == self.reject_source for r in self.received):
             raise psycopg2.DataError("value rejected")
         before = len(self.rows)
-        for e in events:
-            self.rows.setdefault(e.event_id, e)
+        for event_id, source, type_, occurred_at, payload in self.received:
+            self.rows.setdefault(event_id, [event_id, source, type_, occurred_at, payload])
         return len(self.rows) - before
 
 
@@ -57,8 +58,19 @@ def test_valid_batch_is_stored_in_one_statement() -> None:
     records = [sqs_record(json.dumps(make_event())) for _ in range(10)]
     result = process_batch(records, sink, dlq)
     assert (result.stored, result.duplicates, result.retry, sink.calls) == (10, 0, [], 1)
-    # The database receives exactly the texts that were validated.
-    assert sink.texts == [r["body"] for r in records]
+
+
+def test_the_store_receives_the_validated_canonical_values_not_the_producers_text() -> None:
+    sink = MemorySink()
+    event_id = "0A1B2C3D-4E5F-4A6B-8C7D-9E0F1A2B3C4D"
+    body = json.dumps(make_event(event_id=event_id, occurred_at="2026-01-01t10:00:00.1234567+02:00"))
+    process_batch([sqs_record(body)], sink, MemoryDLQ())
+    [(stored_id, source, type_, occurred_at, payload)] = sink.received
+    assert stored_id == event_id.lower()
+    assert (source, type_) == ("billing", "invoice.paid")
+    # The UTC instant, floored to the microsecond, in one fixed format PostgreSQL cannot read two ways.
+    assert occurred_at == "2026-01-01T08:00:00.123456+00:00"
+    assert payload == json.loads(body)["payload"]
 
 
 def test_redelivery_counts_duplicates() -> None:

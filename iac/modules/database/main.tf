@@ -69,22 +69,50 @@ resource "aws_db_subnet_group" "this" {
 resource "aws_db_parameter_group" "this" {
   name_prefix = "${local.identifier}-pg${var.engine_major_version}-"
   family      = "postgres${var.engine_major_version}"
-  description = "${var.name}: TLS only, DDL and slow statements logged"
+  description = "${var.name}: TLS only, DDL logged, no statement values in logs"
 
   parameter {
     name  = "rds.force_ssl"
     value = "1"
   }
 
-  # DDL only: logging every statement would put event payloads into the logs.
+  # No event payload may reach the log (exported to CloudWatch). psycopg2 writes every value into the statement
+  # text, so any setting that logs statement text logs payloads. The same settings run in the local twin
+  # (src/rampart/local/postgres.py NO_VALUES_IN_LOGS; tests/integration/test_database_logs.py keeps them equal).
+  # DDL only: migrations hold no event data (application roles log in with IAM tokens, so no password DDL either).
   parameter {
     name  = "log_statement"
     value = "ddl"
   }
 
+  # Never log slow statements' text; slow queries are found with Performance Insights instead.
   parameter {
     name  = "log_min_duration_statement"
-    value = tostring(var.log_min_duration_statement_ms)
+    value = "-1"
+  }
+
+  # A failing statement's text is logged only on a PANIC (a failing batch would otherwise be logged whole).
+  parameter {
+    name  = "log_min_error_statement"
+    value = "panic"
+  }
+
+  # Errors without DETAIL/CONTEXT: "Failing row contains (...)", "Key (...) already exists" and JSON parse
+  # contexts quote the values.
+  parameter {
+    name  = "log_error_verbosity"
+    value = "terse"
+  }
+
+  # Bind parameters (extended protocol, should a driver ever use it) are never quoted either.
+  parameter {
+    name  = "log_parameter_max_length"
+    value = "0"
+  }
+
+  parameter {
+    name  = "log_parameter_max_length_on_error"
+    value = "0"
   }
 
   parameter {

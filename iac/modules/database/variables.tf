@@ -178,17 +178,6 @@ variable "apply_immediately" {
   default     = false
 }
 
-variable "log_min_duration_statement_ms" {
-  description = "Statements slower than this are logged (milliseconds)."
-  type        = number
-  default     = 500
-
-  validation {
-    condition     = var.log_min_duration_statement_ms >= 0
-    error_message = "log_min_duration_statement_ms must be zero or positive."
-  }
-}
-
 variable "performance_insights_retention_days" {
   description = "Performance Insights retention (7 is the free tier; otherwise a multiple of 31 up to 731)."
   type        = number

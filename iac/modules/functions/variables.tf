@@ -267,7 +267,7 @@ variable "log_retention_in_days" {
 }
 
 variable "cursor_key_version" {
-  description = "Bump to generate and store a new API cursor key (invalidates outstanding cursors)."
+  description = "Bump to rotate the API cursor key: a new key becomes current, the replaced one stays valid as AWSPREVIOUS."
   type        = number
   default     = 1
 

@@ -2,7 +2,8 @@
 
 A cursor is ``base64url(json) + "." + base64url(HMAC-SHA256(key, json)[:16])``. The JSON holds the last row's
 position and a digest of the filters it was issued under, so a cursor replayed under other filters is refused.
-Verification accepts the current key and, during a rotation, the previous one.
+The first key signs; every key verifies (during a rotation: the current, previous and next keys, see
+rampart.api.cursor_keys).
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ _MAC_BYTES = 16
 
 class InvalidCursorError(ValueError):
     """The cursor is malformed, forged, or was issued for other filters."""
+
+
+class CursorSignatureError(InvalidCursorError):
+    """The cursor's signature verifies with none of the keys (forged, or signed with a key not known here yet)."""
 
 
 def _b64e(raw: bytes) -> str:
@@ -61,7 +66,7 @@ class CursorCodec:
         except (binascii.Error, ValueError):
             raise InvalidCursorError("malformed cursor") from None
         if not any(hmac.compare_digest(mac, self._mac(key, body)) for key in self._keys):
-            raise InvalidCursorError("cursor signature does not verify")
+            raise CursorSignatureError("cursor signature does not verify")
         try:
             data = json.loads(body)
             if data.get("v") != 1:

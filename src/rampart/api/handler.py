@@ -13,7 +13,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import psycopg2
 from aws_lambda_powertools import Logger
@@ -22,22 +22,22 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import AwareDatetime
+from pydantic import PlainValidator, WithJsonSchema
 
-from rampart.api.cursor import CursorCodec, InvalidCursorError, filters_digest
+from rampart.api.cursor import InvalidCursorError, filters_digest
+from rampart.api.cursor_keys import CursorKeyring, CursorKeysUnavailableError, keyring_from_env
 from rampart.api.models import ErrorEnvelope, EventOut, EventPage, GatewayMessage, Health, Stats, StatsPoint
+from rampart.api.paging import MAX_PAGE_BYTES, rows_that_fit
+from rampart.api.window import Bucket, WindowError, check_order, stats_window
 from rampart.db.connection import Database, DatabaseUnavailableError
 from rampart.db.settings import DatabaseSettings
-from rampart.db.store import EventFilter, EventStore
-from rampart.events import IDENTIFIER_PATTERN
-from rampart.secrets import read_secret
+from rampart.db.store import MAX_STATS_POINTS, EventFilter, EventStore
+from rampart.events import IDENTIFIER_PATTERN, parse_rfc3339
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "rampart-api"))
 app = APIGatewayRestResolver(enable_validation=True)
 
 RETRY_AFTER_S = "5"
-MAX_WINDOW = {"hour": dt.timedelta(days=7), "day": dt.timedelta(days=366)}
-DEFAULT_WINDOW = {"hour": dt.timedelta(hours=24), "day": dt.timedelta(days=30)}
 SECURITY_HEADERS = {
     "Strict-Transport-Security": "max-age=63072000; includeSubDomains; preload",
     "X-Content-Type-Options": "nosniff",
@@ -64,7 +64,7 @@ def _responses(model: type, *errors: int) -> dict[int, Any]:
 
 
 _store: EventStore | None = None
-_codec: CursorCodec | None = None
+_keyring: CursorKeyring | None = None
 
 
 class ApiError(Exception):
@@ -82,23 +82,11 @@ def _events() -> EventStore:
     return _store
 
 
-def _load_cursor_keys() -> list[bytes]:
-    if arn := os.environ.get("RAMPART_CURSOR_KEY_SECRET_ARN"):
-        import boto3  # noqa: PLC0415 - only when the key lives in Secrets Manager
-
-        parsed = read_secret(boto3.client("secretsmanager"), arn)
-        if isinstance(parsed, dict):
-            return [str(parsed[k]).encode() for k in ("current", "previous") if parsed.get(k)]
-        return [str(parsed).encode()]
-    keys = [os.environ.get("RAMPART_CURSOR_KEY", ""), os.environ.get("RAMPART_CURSOR_KEY_PREVIOUS", "")]
-    return [k.encode() for k in keys if k]
-
-
-def _cursors() -> CursorCodec:
-    global _codec  # noqa: PLW0603
-    if _codec is None:
-        _codec = CursorCodec(_load_cursor_keys())
-    return _codec
+def _cursors() -> CursorKeyring:
+    global _keyring  # noqa: PLW0603
+    if _keyring is None:
+        _keyring = keyring_from_env()
+    return _keyring
 
 
 # -- errors ------------------------------------------------------------------------------------------------------
@@ -150,9 +138,15 @@ def _rejected_value(exc: psycopg2.DataError) -> Response[str]:
     return _error(400, "invalid_parameter", "a parameter value is out of the supported range")
 
 
+@app.exception_handler(WindowError)  # type: ignore[untyped-decorator]
+def _window_error(exc: WindowError) -> Response[str]:
+    return _error(400, exc.code, exc.message)
+
+
 @app.exception_handler(DatabaseUnavailableError)  # type: ignore[untyped-decorator]
-def _unavailable(exc: DatabaseUnavailableError) -> Response[str]:
-    logger.warning("database unavailable", extra={"cause": type(exc.__cause__).__name__})
+@app.exception_handler(CursorKeysUnavailableError)  # type: ignore[untyped-decorator]
+def _unavailable(exc: DatabaseUnavailableError | CursorKeysUnavailableError) -> Response[str]:
+    logger.warning("dependency unavailable", extra={"what": type(exc).__name__, "cause": type(exc.__cause__).__name__})
     return _error(503, "unavailable", "the service is temporarily unavailable", {"Retry-After": RETRY_AFTER_S})
 
 
@@ -205,18 +199,34 @@ def _require_plain_digits(name: str) -> None:
 
 
 IdentifierQuery = Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN, max_length=63)]
-TimeQuery = Annotated[AwareDatetime | None, Query(description="ISO-8601 with a timezone")]
-MAX_UTC_OFFSET = dt.timedelta(hours=14)  # the widest offset in use; PostgreSQL refuses beyond 15:59
+# Dates are RFC 3339, parsed by the one parser events are (rampart.events.parse_rfc3339) into a UTC instant:
+# no Unix times, no offset beyond ±14:00, nothing outside years 0001-9999 once in UTC.
+Instant = Annotated[
+    dt.datetime,
+    PlainValidator(parse_rfc3339),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+TimeQuery = Annotated[
+    Instant | None,
+    Query(
+        description="RFC 3339 date-time with an explicit offset (at most ±14:00), e.g. 2026-01-01T00:00:00Z; "
+        "the same rule as an event's occurred_at (docs/event.schema.json)"
+    ),
+]
+LIST_DESCRIPTION = (
+    "Events in (occurred_at, event_id) order, filtered, in pages. A page holds at most `limit` items and at most "
+    f"{MAX_PAGE_BYTES // (1024 * 1024)} MiB (measured as the body travels in the Lambda response, JSON-escaped): "
+    "a page of large events ends early, with a `next_cursor`. Follow `next_cursor` until it is null; every event "
+    "is on exactly one page."
+)
 
 
-def _check_times(**values: dt.datetime | None) -> None:
-    for name, value in values.items():
-        offset = value.utcoffset() if value else None
-        if offset is not None and abs(offset) > MAX_UTC_OFFSET:
-            raise ApiError(400, "invalid_parameter", f"{name}: the UTC offset must be within ±14:00")
-
-
-@app.get("/v1/events", responses=_responses(EventPage, 400, 503), summary="List events (keyset pagination)")
+@app.get(
+    "/v1/events",
+    responses=_responses(EventPage, 400, 503),
+    summary="List events (keyset pagination)",
+    description=LIST_DESCRIPTION,
+)
 def list_events(
     source: IdentifierQuery = None,
     type: IdentifierQuery = None,
@@ -228,9 +238,7 @@ def list_events(
     # The body is assembled from the JSON text PostgreSQL built for each row (EventOut's shape, documented in
     # the OpenAPI document through `responses`): no per-item Python objects on the hot path.
     _require_plain_digits("limit")
-    _check_times(since=since, until=until)
-    if since and until and since >= until:
-        raise ApiError(400, "invalid_window", "since must be earlier than until")
+    check_order(since, until)
     digest = filters_digest(source, type, since.isoformat() if since else None, until.isoformat() if until else None)
     after = None
     if cursor is not None:
@@ -239,9 +247,13 @@ def list_events(
         except InvalidCursorError as exc:
             raise ApiError(400, "invalid_cursor", str(exc)) from None
     rows = _events().list_events(EventFilter(source, type, since, until), after, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    fit = rows_that_fit([row.json for row in rows])  # the page ends early rather than outgrow the response
+    if fit < len(rows):
+        rows, more = rows[:fit], True
     next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
+    if more:
         last = rows[-1]
         next_cursor = _cursors().encode(last.occurred_at, last.event_id, digest)
     items = ",".join(row.json for row in rows)
@@ -258,18 +270,18 @@ def get_event(event_id: Annotated[uuid.UUID, Path()]) -> Response[str]:
 
 @app.get("/v1/stats", responses=_responses(Stats, 400, 503), summary="Event counts per type per hour or day")
 def stats(
-    bucket: Annotated[Literal["hour", "day"], Query()] = "hour",
+    bucket: Annotated[Bucket, Query()] = "hour",
     since: TimeQuery = None,
     until: TimeQuery = None,
 ) -> Stats:
-    _check_times(since=since, until=until)
-    end = until or dt.datetime.now(dt.UTC)
-    start = since or end - DEFAULT_WINDOW[bucket]
-    if start >= end:
-        raise ApiError(400, "invalid_window", "since must be earlier than until")
-    if end - start > MAX_WINDOW[bucket]:
-        raise ApiError(400, "window_too_large", f"a {bucket} window may span at most {MAX_WINDOW[bucket].days} days")
+    start, end = stats_window(bucket, since, until, dt.datetime.now(dt.UTC))
     rows = _events().stats(bucket, start, end)
+    if len(rows) > MAX_STATS_POINTS:
+        raise ApiError(
+            400,
+            "window_too_large",
+            f"the window holds more than {MAX_STATS_POINTS} (bucket, type) points; narrow it or use bucket=day",
+        )
     return Stats(
         bucket=bucket,
         since=start,

@@ -22,7 +22,12 @@ class EventOut(BaseModel):
 
 class EventPage(BaseModel):
     items: list[EventOut]
-    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page.")
+    next_cursor: str | None = Field(
+        description=(
+            "Pass as `cursor` to get the next page; null on the last page. A page can hold fewer than `limit` items "
+            "and still have a next page: it ends early when it reaches the per-page size budget."
+        )
+    )
 
 
 class StatsPoint(BaseModel):

@@ -6,20 +6,24 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Literal
 
 import psycopg2.extras
 
 from rampart.db.connection import Database
+from rampart.events import StorageRow
 
 psycopg2.extras.register_uuid()  # type: ignore[no-untyped-call]
 
 # One statement for the whole batch. The rows travel as ONE parameter, a JSON array that PostgreSQL unpacks
-# server-side: far cheaper than thousands of client-side adapted literals (see docs/benchmarks.md).
-# ON CONFLICT makes a redelivery a no-op; the row count tells new rows from duplicates.
+# server-side: far cheaper than thousands of client-side adapted literals (see docs/benchmarks.md). Each row is
+# [event_id, source, type, occurred_at, payload], the validator's canonical values (rampart.events.storage_row):
+# nothing of the producer's text is parsed here. ON CONFLICT makes a redelivery a no-op; the row count tells new
+# rows from duplicates.
 INSERT_EVENTS = """
 INSERT INTO rampart.events (event_id, source, type, occurred_at, payload)
-SELECT (r->>'event_id')::uuid, r->>'source', r->>'type', (r->>'occurred_at')::timestamptz, r->'payload'
+SELECT (r->>0)::uuid, r->>1, r->>2, (r->>3)::timestamptz, r->4
 FROM jsonb_array_elements(%s::jsonb) AS r
 ON CONFLICT (event_id) DO NOTHING
 """
@@ -48,12 +52,16 @@ SELECT jsonb_build_object('event_id', event_id, 'source', source, 'type', type, 
 FROM rampart.events WHERE event_id = %s
 """
 
+# A stats answer holds at most this many (bucket, type) points (~140 bytes each in the response): producers
+# choose the types, so their number has no other bound. One more is fetched to tell "too many".
+MAX_STATS_POINTS = 20_000
 STATS = """
 SELECT date_trunc(%(bucket)s, occurred_at, 'UTC') AS bucket_start, type, count(*) AS events
 FROM rampart.events
 WHERE occurred_at >= %(since)s AND occurred_at < %(until)s
 GROUP BY 1, 2
 ORDER BY 1, 2
+LIMIT %(points)s
 """
 
 
@@ -85,13 +93,18 @@ class EventStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def insert_events(self, texts: Sequence[str]) -> int:
-        """Insert events, given as their validated JSON texts (see rampart.events.parse_event), in one statement;
-        return how many rows were new (the rest were already stored)."""
-        if not texts:
+    def insert_events(self, rows: Sequence[StorageRow]) -> int:
+        """Insert validated events, given as ``(event_id, storage row)`` (see rampart.events.storage_row), in one
+        statement; return how many rows were new (the rest were already stored).
+
+        Rows go in in event_id order, whatever order the batch came in: two transactions that insert overlapping
+        events then take their index locks in the same order and cannot deadlock.
+        """
+        if not rows:
             return 0
-        # The texts joined into one JSON array: no per-value adaptation on the client.
-        params = ("[" + ",".join(texts) + "]",)
+        ordered = sorted(rows, key=itemgetter(0))
+        # The rows joined into one JSON array: no per-value adaptation on the client.
+        params = ("[" + ",".join(row for _, row in ordered) + "]",)
 
         def work(cur: Any) -> int:
             cur.execute(INSERT_EVENTS, params)
@@ -128,7 +141,7 @@ class EventStore:
 
     def stats(self, bucket: Literal["hour", "day"], since: dt.datetime, until: dt.datetime) -> list[StatsRow]:
         def work(cur: Any) -> list[StatsRow]:
-            cur.execute(STATS, {"bucket": bucket, "since": since, "until": until})
+            cur.execute(STATS, {"bucket": bucket, "since": since, "until": until, "points": MAX_STATS_POINTS + 1})
             return [StatsRow(*row) for row in cur.fetchall()]
 
         return self.db.run(work)

@@ -10,6 +10,7 @@ Outcomes per record:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 import psycopg2
 
 from rampart.db.connection import DatabaseUnavailableError
-from rampart.events import InvalidEventError, parse_event
+from rampart.events import InvalidEventError, StorageRow, parse_event, storage_row
 
 # Only these say "this record's data can never be stored" (SQLSTATE classes 22 and 23). Anything else the
 # database raises (privileges, a missing table, an unavailable server) is about the system, not the record:
@@ -27,8 +28,8 @@ _RECORD_ERRORS = (psycopg2.DataError, psycopg2.IntegrityError)
 
 
 class EventSink(Protocol):
-    def insert_events(self, texts: Sequence[str]) -> int:
-        """Store events, given as their validated JSON texts, idempotently; return how many were new."""
+    def insert_events(self, rows: Sequence[StorageRow]) -> int:
+        """Store validated events (rampart.events.storage_row) idempotently; return how many were new."""
         ...
 
 
@@ -43,6 +44,10 @@ class Rejected:
     message_id: str
     body: str
     reason: str
+
+
+# A record that passed validation: (message id, its SQS body as received, its storage row).
+_Valid = tuple[str, str, StorageRow]
 
 
 @dataclass
@@ -83,13 +88,13 @@ def process_batch(
 ) -> BatchResult:
     result = BatchResult()
     warn = log or (lambda *_a, **_k: None)
-    valid: list[tuple[str, str]] = []  # (message id, validated event text)
+    valid: list[_Valid] = []
+    now = dt.datetime.now(dt.UTC)  # one clock reading for the batch's occurred_at window
     for record in records:
         message_id = str(record.get("messageId", ""))
         try:
             body = record_body(record)
-            parse_event(body)
-            valid.append((message_id, body))
+            valid.append((message_id, record["body"], storage_row(parse_event(body, now))))
         except InvalidEventError as exc:
             result.rejected.append(Rejected(message_id, str(record.get("body", "")), exc.reason))
         except (KeyError, TypeError) as exc:
@@ -101,8 +106,8 @@ def process_batch(
         except (DatabaseUnavailableError, psycopg2.Error) as exc:
             warn("cannot store the batch: it goes back to the queue", retry=len(valid), error=type(exc).__name__)
             result.stored = result.duplicates = 0
-            result.rejected = [r for r in result.rejected if r.message_id not in {mid for mid, _ in valid}]
-            result.retry.extend(mid for mid, _ in valid)
+            result.rejected = [r for r in result.rejected if r.message_id not in {v[0] for v in valid}]
+            result.retry.extend(v[0] for v in valid)
 
     if result.rejected:
         for rej in result.rejected:
@@ -120,21 +125,21 @@ def process_batch(
     return result
 
 
-def _store(valid: list[tuple[str, str]], sink: EventSink, result: BatchResult) -> None:
+def _store(valid: list[_Valid], sink: EventSink, result: BatchResult) -> None:
     try:
-        result.stored = sink.insert_events([text for _, text in valid])
+        result.stored = sink.insert_events([row for _, _, row in valid])
         result.duplicates = len(valid) - result.stored
         return
     except _RECORD_ERRORS:
         pass
     # PostgreSQL rejected a value in the batch. Find which by storing the records one at a time, so the rest of
     # the batch is not held back by one bad record.
-    for message_id, text in valid:
+    for message_id, sqs_body, row in valid:
         try:
-            new = sink.insert_events([text])
+            new = sink.insert_events([row])
         except _RECORD_ERRORS as one_exc:
             reason = f"rejected by PostgreSQL: {type(one_exc).__name__}"
-            result.rejected.append(Rejected(message_id, text, reason))
+            result.rejected.append(Rejected(message_id, sqs_body, reason))
             continue
         result.stored += new
         result.duplicates += 1 - new

@@ -34,7 +34,7 @@ def _dependencies() -> tuple[EventStore, SqsDeadLetters | None]:
         settings = DatabaseSettings.from_env(application_name="rampart-ingest")
         _store = EventStore(Database(settings))
         if url := os.environ.get("RAMPART_DLQ_URL"):
-            _dead_letters = SqsDeadLetters(url)
+            _dead_letters = SqsDeadLetters(url, log=_log)
     return _store, _dead_letters
 
 

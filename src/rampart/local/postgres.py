@@ -28,6 +28,17 @@ import psycopg2
 from rampart.db import migrate
 
 APP_ROLES = ("rampart_migrator", "rampart_ingest", "rampart_api")
+# No statement text with values in the log: psycopg2 writes every value (event payloads) into the statement text.
+# The RDS parameter group (iac/modules/database/main.tf) sets the same; tests/integration/test_database_logs.py
+# proves the log stays clean and that the two agree. (log_statement stays off here, unlike RDS's "ddl": locally
+# the bootstrap's ALTER ROLE ... PASSWORD is DDL.)
+NO_VALUES_IN_LOGS = {
+    "log_min_duration_statement": "-1",
+    "log_min_error_statement": "panic",
+    "log_error_verbosity": "terse",
+    "log_parameter_max_length": "0",
+    "log_parameter_max_length_on_error": "0",
+}
 ADMIN_USER = "rampart_admin"
 DB_NAME = "rampart"
 
@@ -279,6 +290,7 @@ class EmbeddedPostgres:
             "max_connections": "200",
             "shared_buffers": "'128MB'",
             "log_min_messages": "'warning'",
+            **NO_VALUES_IN_LOGS,
         }
         (self.pgdata / "postgresql.auto.conf").write_text(
             "".join(f"{k} = {v}\n" for k, v in conf.items()), encoding="utf-8"
@@ -343,6 +355,13 @@ class EmbeddedPostgres:
         if self._owns_root and self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
             self._root = None
+
+    @property
+    def log_path(self) -> Path:
+        """The server's log file (everything PostgreSQL writes to stderr)."""
+        if self._root is None:
+            raise RuntimeError("internal error: self._root is not set")
+        return self._root / "postgres.log"
 
     # -- connection details ------------------------------------------------------------------------------
     def dsn(self, user: str, dbname: str = DB_NAME) -> str:
