@@ -112,7 +112,7 @@ def first_apply(r: Rehearsal, sha: str) -> dict[str, Any]:
         **r.extra_env,
     }
     Path(env["HOME"]).mkdir()
-    for target in ("package", "seal-zips", "terraform-plan", "terraform-apply"):
+    for target in ("package", "terraform-plan", "terraform-apply"):
         started = time.monotonic()
         log = r.workdir / f"bootstrap-{target}.log"
         proc = subprocess.run(
@@ -180,6 +180,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     venv = REPO / ".venv" / "bin"
     stand_ins.install(r.stand_ins, python=str(venv / "python"), real_aws=str(venv / "aws"))
     r.extra_env["REHEARSAL_SIGNER_JOBS"] = str(workdir / "signer-jobs.json")
+    r.extra_env["ATTESTATION_STORE"] = str(r.attestation_store)  # GitHub's attestations API, stood in for
     advisories = (REPO / ".." / "shared" / "advisory-db" / "vulns").resolve()
     if advisories.is_dir():  # `make audit` in a gate job: the offline snapshot beside this checkout
         r.extra_env["ADVISORY_DB"] = str(advisories)
@@ -206,6 +207,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
                 "RAMPART_INGEST_FUNCTION": outputs["ingest_function_name"],
                 "RAMPART_API_FUNCTION": outputs["api_function_name"],
                 "RAMPART_API_URL": api.url,  # stand-in: moto's API Gateway cannot invoke the Lambda
+                "RAMPART_API_HOST": "127.0.0.1",  # the stand-in's host (harden-runner's list names it)
                 "RAMPART_API_KEY_SECRET_ID": f"{STACK}/api-keys/smoke-test",
             }
             r.role_arns = {
@@ -249,6 +251,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
             matrix = trust_matrix(trusts, r.provider_arn)
             yield {
                 "rehearsal": r,
+                "attestations": r.attestation_store,
                 "outputs": outputs,
                 "alias_before": before,
                 "runs": {"pr_gate": pr_gate, "pr_plan": pr_plan, "push": push},
