@@ -35,6 +35,8 @@ BOUNDARY_NAME = f"{STACK}-permissions-boundary"
 APPLY_ROLE = "rampart-terraform-apply-prod"
 POLICY_BLOCK = re.compile(r"<!-- policy: ([a-z-]+) \(([^)]+)\) -->\n```json\n(.*?)```", re.DOTALL)
 STATE_BUCKET = "rampart-rehearsal-terraform-state"
+# The repository variable ALARM_SUBSCRIBERS (docs/terraform.md step 5): the root has no default and refuses none.
+ALARM_SUBSCRIBERS = '[{"protocol": "email", "endpoint": "rampart-oncall@example.com"}]'
 
 
 def start_moto(log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -108,6 +110,7 @@ def first_apply(r: Rehearsal, sha: str) -> dict[str, Any]:
         "AWS_REGION": REGION,
         "TF_STATE_BUCKET": STATE_BUCKET,
         "TF_ENV": "prod",
+        "TF_VAR_alarm_subscribers": ALARM_SUBSCRIBERS,
         "PIP_CACHE_DIR": os.environ.get("PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip")),
         **r.extra_env,
     }
@@ -199,6 +202,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
             r.vars = {
                 "AWS_REGION": REGION,
                 "TF_STATE_BUCKET": STATE_BUCKET,
+                "ALARM_SUBSCRIBERS": ALARM_SUBSCRIBERS,
                 "AWS_PLAN_ROLE_ARN": outputs["github_plan_role_arn"],
                 "AWS_APPLY_ROLE_ARN": boot["apply_role_arn"],
                 "AWS_DEPLOY_ROLE_ARN": outputs["github_deploy_role_arn"],
