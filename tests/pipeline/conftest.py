@@ -42,10 +42,11 @@ ALARM_SUBSCRIBERS = '[{"protocol": "email", "endpoint": "rampart-oncall@example.
 def start_moto(log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [str(REPO / ".venv" / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+    server = subprocess.Popen(  # moto_server + PutCompositeAlarm (the burn-rate alarms; tests/iac/moto_server.py)
+        [str(REPO / ".venv" / "bin" / "python"), "-m", "tests.iac.moto_server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
+        cwd=REPO,
         env=dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true"),
     )
     deadline = time.monotonic() + 30
