@@ -4,6 +4,7 @@ and the structure that makes every deploy wait for the whole gate."""
 from __future__ import annotations
 
 import copy
+import os
 import re
 import shlex
 import subprocess
@@ -280,3 +281,27 @@ def test_dependabot_and_codeowners() -> None:
     assert {u["package-ecosystem"] for u in dependabot["updates"]} == {"github-actions", "terraform"}
     codeowners = (REPO / ".github" / "CODEOWNERS").read_text(encoding="utf-8")
     assert re.search(r"^/\.github/\s+@", codeowners, re.MULTILINE)
+
+
+def test_zizmor_runs_online_in_github_ci_with_a_read_only_token() -> None:
+    """ci.yml's workflows job: `make zizmor` with the job's token (contents: read) as GH_TOKEN; on GitHub the target
+    runs the online audits (impostor commits, version comments, known-vulnerable actions) and never falls back."""
+    job = load(WORKFLOWS / "ci.yml")["jobs"]["workflows"]
+    assert job["permissions"] == {"contents": "read"}
+    step = next(s for s in steps(job) if s.get("run", "").startswith("make zizmor"))
+    assert step["env"] == {"GH_TOKEN": "${{ github.token }}"}
+    assert "make scorecard-offline" in [s.get("run") for s in steps(job)]
+
+
+def test_zizmor_on_github_without_a_token_fails_instead_of_going_offline() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"GH_TOKEN", "GITHUB_TOKEN", "ZIZMOR_GITHUB_TOKEN"}}
+    online = subprocess.run(
+        ["make", "--no-print-directory", "zizmor"], cwd=REPO, env={**env, "GITHUB_ACTIONS": "true"},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert online.returncode != 0 and "online audits need GH_TOKEN" in online.stdout
+    offline = subprocess.run(
+        ["make", "--no-print-directory", "zizmor"], cwd=REPO, env={**env, "GITHUB_ACTIONS": ""},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert offline.returncode == 0 and "zizmor --offline" in offline.stdout
