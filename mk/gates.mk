@@ -12,7 +12,7 @@ ADVISORY_DB ?= $(firstword $(wildcard ../shared/advisory-db/vulns))
 AUDIT_LOCKS := requirements/lambda.txt requirements/dev.txt requirements/checkov.txt
 
 .PHONY: checkov checkov-actions policies-check bandit secrets secrets-baseline zizmor audit precommit gate \
-	deploy-functions smoke-test rollback
+	verify-provenance deploy-functions smoke-test rollback
 
 $(REPORTS):
 	@mkdir -p $@
@@ -49,9 +49,18 @@ secrets: install ## detect-secrets against .secrets.baseline (new secrets fail)
 secrets-baseline: install ## Regenerate .secrets.baseline; then audit it: detect-secrets audit .secrets.baseline
 	@$(BIN)/detect-secrets scan --exclude-files '$(SECRETS_EXCLUDE)' > .secrets.baseline
 
-zizmor: install ## zizmor (offline) over the workflows and dependabot.yml: zero findings
-	@echo "==> [zizmor] zizmor --offline .github/workflows .github/dependabot.yml"
-	@$(BIN)/zizmor --offline --quiet .github/workflows .github/dependabot.yml
+# Offline here (the GitHub API is out of reach); online on GitHub (GITHUB_ACTIONS=true), where the audits that need
+# the API run too: impostor commits, version comments that do not match the pinned commit, known-vulnerable
+# actions. Online needs GH_TOKEN (ci.yml passes the job's read-only token) and fails without it, never falls back.
+zizmor: install ## zizmor over the workflows and dependabot.yml: zero findings (offline here, online on GitHub)
+	@if [ "$${GITHUB_ACTIONS:-}" = "true" ]; then \
+	  test -n "$${GH_TOKEN:-}" || { echo "==> [zizmor] FAIL: online audits need GH_TOKEN (a read-only token)"; exit 2; }; \
+	  echo "==> [zizmor] zizmor (online audits) .github/workflows .github/dependabot.yml"; \
+	  $(BIN)/zizmor --quiet .github/workflows .github/dependabot.yml; \
+	else \
+	  echo "==> [zizmor] zizmor --offline .github/workflows .github/dependabot.yml"; \
+	  $(BIN)/zizmor --offline --quiet .github/workflows .github/dependabot.yml; \
+	fi
 
 audit: install ## pip-audit --strict on the runtime, dev and checkov locks (offline: loopback OSV endpoint)
 	@if [ "$${GITHUB_ACTIONS:-}" = "true" ]; then \
@@ -70,7 +79,10 @@ gate: install ## Run exactly what the pull-request gate (ci.yml) runs; one summa
 	@$(BIN)/python scripts/gate.py
 
 # ---- deploy (deploy.yml); need AWS credentials, see scripts/deploy_functions.sh for the variables ----
-deploy-functions: ## Sign both zips (AWS Signer), update code, publish versions, move alias `live`
+verify-provenance: ## dist/lambda is the gate's: its manifest, and each file's build provenance (gh; no AWS)
+	@scripts/deploy_functions.sh verify
+
+deploy-functions: ## Verify provenance, then sign both zips (AWS Signer), update code, publish versions, move alias `live`
 	@scripts/deploy_functions.sh deploy
 
 smoke-test: ## Call the API with a key from Secrets Manager (and check that no key means 403)

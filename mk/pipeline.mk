@@ -10,21 +10,10 @@ TF_PLAN_JSON := $(TF_BUILD)/$(TF_ENV).plan.json
 TF_PLAN_SUMMARY := $(TF_BUILD)/$(TF_ENV).plan.md
 # The commit a plan belongs to: GitHub's, else the checkout's.
 GIT_COMMIT = $(or $(GITHUB_SHA),$(shell git rev-parse HEAD))
-LAMBDA_DIST := dist/lambda
 TFPLAN := $(PYTHON) scripts/tfplan.py
 TERRAFORM_RC = TF_CLI_CONFIG_FILE=$(IAC_TFRC) TF_IN_AUTOMATION=1
 
-.PHONY: seal-zips verify-zips terraform-providers terraform-plan terraform-verify-plan terraform-apply pipeline-rehearsal
-
-seal-zips: ## Write dist/lambda/SHA256SUMS for the zips `make package` built (the gate's artifact)
-	@cd $(LAMBDA_DIST) && ls ingest.zip api.zip >/dev/null && sha256sum ingest.zip api.zip > SHA256SUMS
-	@echo "==> [seal-zips] $(LAMBDA_DIST)/SHA256SUMS:"; sed 's/^/    /' $(LAMBDA_DIST)/SHA256SUMS
-
-verify-zips: ## Check dist/lambda/*.zip against SHA256SUMS (the bytes the gate built and tested)
-	@test -s $(LAMBDA_DIST)/SHA256SUMS || { echo "==> [verify-zips] FAIL: $(LAMBDA_DIST)/SHA256SUMS missing"; exit 1; }
-	@cd $(LAMBDA_DIST) && sha256sum --strict -c SHA256SUMS | sed 's/^/==> [verify-zips] /'
-	@test "$$(cut -d' ' -f3 $(LAMBDA_DIST)/SHA256SUMS | sort | tr '\n' ' ')" = "api.zip ingest.zip " \
-	  || { echo "==> [verify-zips] FAIL: SHA256SUMS must list exactly api.zip and ingest.zip"; exit 1; }
+.PHONY: terraform-providers terraform-plan terraform-verify-plan terraform-apply pipeline-rehearsal
 
 TF_INIT = terraform -chdir=$(TF_ROOT) init -input=false -no-color -lockfile=readonly \
 	-backend-config=$(TF_ENV).s3.tfbackend -backend-config="bucket=$${TF_STATE_BUCKET:?TF_STATE_BUCKET is not set}" \

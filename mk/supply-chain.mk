@@ -5,8 +5,12 @@ DIST_LAMBDA := dist/lambda
 
 .PHONY: verify-artifacts
 
-verify-artifacts: install ## Check dist/lambda (zips, SBOMs) against dist/lambda/manifest.json and HEAD
-	@$(BIN)/python scripts/build_manifest.py verify --dir $(DIST_LAMBDA) $(if $(COMMIT),--commit $(COMMIT))
+# The manifest is the one source of truth for the digests (SHA256SUMS is derived from it and checked against it).
+# Standard library only, run by the runner's python3 with nothing installed: the plan, apply and deploy jobs check
+# the gate's bytes with it before they assume a role. The commit: COMMIT=, else GitHub's GITHUB_SHA, else HEAD.
+VERIFY_COMMIT = $(or $(COMMIT),$(GITHUB_SHA))
+verify-artifacts: ## Check dist/lambda (zips, SBOMs, SHA256SUMS) against dist/lambda/manifest.json and the commit
+	@$(PYTHON) scripts/build_manifest.py verify --dir $(DIST_LAMBDA) $(if $(VERIFY_COMMIT),--commit $(VERIFY_COMMIT))
 
 # verify-build: for anyone, from scratch. VERSION: the commit; MANIFEST: the pipeline's manifest.json (a path,
 # e.g. from `gh run download`, or an https URL). Compares with AWS when RAMPART_INGEST_FUNCTION /

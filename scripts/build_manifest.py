@@ -11,6 +11,8 @@ What is compared with a deployed function (`make verify-build`, docs/gates.md "V
     and CodeSha256: it is the sha256 of one line per member, "<sha256 of content> <mode> <name>", in archive
     order. verify-build downloads the deployed package, checks it against CodeSha256, and compares this.
 
+SHA256SUMS is written from the manifest and checked against it, so the digests have one source of truth.
+
     python scripts/build_manifest.py verify [--dir dist/lambda] [--commit SHA]   # make verify-artifacts
 """
 
@@ -123,13 +125,19 @@ def dumps(manifest: dict[str, Any]) -> str:
     return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
 
 
-def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> Path:
-    """Write SHA256SUMS (zips and SBOMs, `sha256sum -c` format), then the manifest, each atomically."""
-    sums = []
+def sums_text(manifest: dict[str, Any]) -> str:
+    """SHA256SUMS, derived from the manifest (the one source of truth for the digests): each zip and its SBOM, in
+    `sha256sum -c` format, so anyone can check a download with coreutils alone."""
+    lines = []
     for name, entry in sorted(manifest["artifacts"].items()):
-        sums.append(f"{entry['sha256']}  {name}\n")
-        sums.append(f"{entry['sbom']['sha256']}  {entry['sbom']['file']}\n")
-    for name, text in ((SUMS_NAME, "".join(sums)), (MANIFEST_NAME, dumps(manifest))):
+        lines.append(f"{entry['sha256']}  {name}\n")
+        lines.append(f"{entry['sbom']['sha256']}  {entry['sbom']['file']}\n")
+    return "".join(lines)
+
+
+def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> Path:
+    """Write SHA256SUMS (from the manifest), then the manifest, each atomically."""
+    for name, text in ((SUMS_NAME, sums_text(manifest)), (MANIFEST_NAME, dumps(manifest))):
         partial = out_dir / f".{name}.partial"
         partial.write_text(text, encoding="utf-8")
         partial.replace(out_dir / name)
@@ -149,7 +157,10 @@ def load_manifest(path: Path) -> dict[str, Any]:
 
 
 def verify_artifacts(out_dir: Path, manifest: dict[str, Any], expect_commit: str | None) -> list[str]:
-    """Everything in `out_dir` that disagrees with the manifest (an empty list: all agree)."""
+    """Everything in `out_dir` that disagrees with the manifest (an empty list: all agree).
+
+    Standard library only (with sbom.check_sbom): the plan, apply and deploy jobs run it with the runner's python3
+    before they assume a role, installing nothing."""
     from sbom import check_sbom  # noqa: PLC0415 - sibling script; imported here so the manifest needs no SBOM tooling
 
     problems: list[str] = []
@@ -158,6 +169,11 @@ def verify_artifacts(out_dir: Path, manifest: dict[str, Any], expect_commit: str
     expected = set(manifest["artifacts"]) | {e["sbom"]["file"] for e in manifest["artifacts"].values()}
     present = {p.name for p in out_dir.iterdir() if p.is_file() and p.name not in (MANIFEST_NAME, SUMS_NAME)}
     problems += [f"{name}: not in the manifest" for name in sorted(present - expected)]
+    sums = out_dir / SUMS_NAME
+    if not sums.is_file():
+        problems.append(f"{SUMS_NAME}: missing")
+    elif sums.read_text(encoding="utf-8") != sums_text(manifest):
+        problems.append(f"{SUMS_NAME}: differs from what the manifest says (the manifest is the source of truth)")
     for name, entry in sorted(manifest["artifacts"].items()):
         zip_path, sbom_path = out_dir / name, out_dir / entry["sbom"]["file"]
         if not zip_path.is_file():

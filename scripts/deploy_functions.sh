@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # Deploy the two Lambda packages the way deploy.yml does; each subcommand is a make target.
 #
-#   deploy   sign dist/lambda/{ingest,api}.zip with AWS Signer, update-function-code from the signed object,
-#            publish a version, move the `live` alias (the previous version is recorded for rollback)
+#   verify   refuse bytes the gate did not build: dist/lambda against its manifest (every zip's and SBOM's sha256,
+#            SHA256SUMS, the manifest's commit is this one; scripts/build_manifest.py, standard library only), then
+#            each of manifest.json, the zips and the SBOMs against its build provenance attestation
+#            (`gh attestation verify`: this repository, signed by ci.yml at this commit, built from refs/heads/main
+#            on a GitHub-hosted runner). No AWS call, no credentials needed.
+#   deploy   verify (above), then sign dist/lambda/{ingest,api}.zip with AWS Signer, update-function-code from the
+#            signed object, publish a version, move the `live` alias (the previous version is recorded for
+#            rollback); manifest.json is kept beside the unsigned packages (unsigned/<commit>/manifest.json)
 #   smoke    call the API through API Gateway with a key read from Secrets Manager
 #   rollback move `live` back to the recorded previous version of every function that was moved
 #
@@ -15,12 +21,20 @@
 #   RAMPART_API_KEY_SECRET_ID  the smoke-test client's key secret (smoke only): <name>/api-keys/smoke-test,
 #                              written by `rampart keys create --client smoke-test` (JSON, key in .current.value);
 #                              only the deploy role may read it
+# verify (and deploy) also need the gh CLI with GH_TOKEN (read access to the repository's attestations) and:
+#   GITHUB_REPOSITORY          the repository whose ci.yml must have attested the bytes (owner/name)
+#   GITHUB_SHA                 the commit: the manifest's, the attestation's source digest and the signer's digest
+#   RAMPART_RELEASE_REF        the ref the bytes must be built from (default refs/heads/main)
 set -euo pipefail
 
 ALIAS=live
 STATE_DIR=${RAMPART_DEPLOY_STATE_DIR:-build/deploy}
 STATE=$STATE_DIR/alias-moves.tsv # function <TAB> previous version <TAB> new version
 DIST=${RAMPART_DIST_DIR:-dist/lambda}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PYTHON=${PYTHON:-python3}
+SIGNER_WORKFLOW=.github/workflows/ci.yml # the gate: it builds the zips and attests them (its provenance job)
+SLSA_PROVENANCE=https://slsa.dev/provenance/v1
 
 log() { printf '==> [deploy] %s\n' "$*" >&2; }
 die() { printf '==> [deploy] FAIL: %s\n' "$*" >&2; exit 1; }
@@ -54,13 +68,48 @@ sign() {
   printf '%s' "$signed_key"
 }
 
+# The files the gate attested, as its manifest names them: manifest.json, then each zip and its SBOM.
+attested_files() {
+  "$PYTHON" - "$DIST/manifest.json" <<'PY'
+import json, sys
+manifest = json.load(open(sys.argv[1], encoding="utf-8"))
+print("manifest.json")
+for name, entry in sorted(manifest["artifacts"].items()):
+    print(name)
+    print(entry["sbom"]["file"])
+PY
+}
+
+cmd_verify() {
+  need GITHUB_REPOSITORY GITHUB_SHA GH_TOKEN
+  local revision=$GITHUB_SHA ref=${RAMPART_RELEASE_REF:-refs/heads/main} file files
+  log "verify: $DIST against its manifest (commit $revision)"
+  "$PYTHON" "$ROOT/scripts/build_manifest.py" verify --dir "$DIST" --commit "$revision" >&2 \
+    || die "verify: $DIST is not what the gate built (see above); nothing signed, nothing deployed"
+  files=$(attested_files) || die "verify: cannot read $DIST/manifest.json"
+  for file in $files; do
+    # Signer digest = source digest = this commit: ci.yml runs as a reusable workflow of this very commit.
+    gh attestation verify "$DIST/$file" --repo "$GITHUB_REPOSITORY" \
+      --signer-workflow "$GITHUB_REPOSITORY/$SIGNER_WORKFLOW" --signer-digest "$revision" \
+      --source-ref "$ref" --source-digest "$revision" \
+      --predicate-type "$SLSA_PROVENANCE" --deny-self-hosted-runners >&2 \
+      || die "verify: $file has no build provenance from $GITHUB_REPOSITORY's $SIGNER_WORKFLOW at $revision ($ref)"
+    log "verify: $file: provenance of $GITHUB_REPOSITORY $SIGNER_WORKFLOW@$ref, commit ${revision:0:12}"
+  done
+}
+
 cmd_deploy() {
   need RAMPART_ARTIFACT_BUCKET RAMPART_SIGNING_PROFILE RAMPART_INGEST_FUNCTION RAMPART_API_FUNCTION
-  local revision=${GITHUB_SHA:-$(git rev-parse HEAD)}
+  cmd_verify # nothing is uploaded, signed or moved unless every byte is the gate's, attested
+  local revision=$GITHUB_SHA
   mkdir -p "$STATE_DIR"
   : >"$STATE"
   local component fn signed_key previous new
   declare -A signed=()
+  # Beside the unsigned packages: what verify-build compares a running function with (docs/gates.md).
+  aws s3api put-object --bucket "$RAMPART_ARTIFACT_BUCKET" --key "unsigned/$revision/manifest.json" \
+    --body "$DIST/manifest.json" --content-type application/json --query VersionId --output text >/dev/null
+  log "manifest.json -> s3://$RAMPART_ARTIFACT_BUCKET/unsigned/$revision/manifest.json"
   # Sign both first: nothing moves unless both packages carry a valid signature.
   for component in ingest api; do
     signed[$component]=$(sign "$component" "$revision")
@@ -128,8 +177,9 @@ cmd_rollback() {
 }
 
 case "${1:-}" in
+  verify) cmd_verify ;;
   deploy) cmd_deploy ;;
   smoke) cmd_smoke ;;
   rollback) cmd_rollback ;;
-  *) die "usage: $0 deploy|smoke|rollback" ;;
+  *) die "usage: $0 verify|deploy|smoke|rollback" ;;
 esac

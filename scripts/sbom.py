@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import canonicalize_name, parse_wheel_filename
-
 SPEC_VERSION = "1.6"
 PROPERTY_DIST_INFO = "rampart:dist-info"
 PROPERTY_WHEEL = "rampart:wheel"
@@ -38,7 +36,14 @@ PROPERTY_PACKAGE = "rampart:package"
 # Written by the installer, not taken from the wheel: not compared with the wheel's members.
 INSTALLER_FILES = ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")
 REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
+_SEPARATORS = re.compile(r"[-_.]+")
 HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
+
+
+def canonicalize_name(name: str) -> str:
+    """PEP 503's normalised name (what packaging.utils.canonicalize_name returns): `check_sbom` needs nothing
+    outside the standard library, so the deploy job verifies SBOMs with the runner's python3, installing nothing."""
+    return _SEPARATORS.sub("-", name).lower()
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,8 @@ def lock_hashes(lock: Path) -> dict[tuple[str, str], set[str]]:
 
 def wheel_index(directory: Path) -> dict[tuple[str, str], Path]:
     """(canonical name, version) -> wheel file, for the wheels in a cache directory."""
+    from packaging.utils import parse_wheel_filename  # noqa: PLC0415 - only the deep check (--wheels) needs it
+
     index: dict[tuple[str, str], Path] = {}
     for wheel in sorted(directory.glob("*.whl")):
         name, version, _build, _tags = parse_wheel_filename(wheel.name)

@@ -4,6 +4,7 @@ and the structure that makes every deploy wait for the whole gate."""
 from __future__ import annotations
 
 import copy
+import os
 import re
 import shlex
 import subprocess
@@ -16,6 +17,7 @@ from tests.gates.workflow_model import (
     WORKFLOWS,
     all_workflows,
     assumes_role,
+    attests_only,
     deploy_violations,
     is_deploy_job,
     load,
@@ -84,6 +86,10 @@ def test_the_structure_check_catches_a_deploy_that_skips_the_gate() -> None:
     skippable_gate = copy.deepcopy(gate)
     skippable_gate["jobs"]["bandit"]["if"] = "github.actor != 'dependabot[bot]'"
     assert deploy_violations(workflows["deploy.yml"], skippable_gate) != []
+    # The provenance job may skip itself (off main) only while it checks nothing: give it a `run:` and it is a gate.
+    running = copy.deepcopy(gate)
+    running["jobs"]["provenance"]["steps"].insert(1, {"run": "make verify-artifacts"})
+    assert deploy_violations(workflows["deploy.yml"], running) != []
 
 
 def test_the_gate_workflow_covers_every_gate() -> None:
@@ -92,7 +98,7 @@ def test_the_gate_workflow_covers_every_gate() -> None:
     targets = {shlex.split(s["run"], comments=True)[1] for j in ci["jobs"].values() for s in steps(j) if "run" in s}
     assert targets >= {
         "lint", "typecheck", "pytest-all", "checkov", "checkov-actions", "bandit", "audit", "zizmor",
-        "iac-validate", "secrets",
+        "iac-validate", "secrets", "sbom-check", "verify-artifacts", "iam-lint", "scorecard-offline", "audit-canary",
     }  # fmt: skip
     uploads = [s for j in ci["jobs"].values() for s in steps(j) if "upload-sarif" in str(s.get("uses", ""))]
     assert {u["with"]["sarif_file"] for u in uploads} == {"build/reports/checkov.sarif", "build/reports/bandit.sarif"}
@@ -106,11 +112,15 @@ def test_hardening(name: str) -> None:
     assert doc["permissions"] == {}
     for job_name, job in doc["jobs"].items():
         if "uses" in job:  # a reusable-workflow call: permissions cap the callee; no steps, no runner
-            assert "id-token" not in (job.get("permissions") or {})
+            if (job.get("permissions") or {}).get("id-token") == "write":  # only for a callee job that attests
+                callee = load(REPO / job["uses"])
+                assert job["uses"].startswith("./") and any(attests_only(j) for j in callee["jobs"].values())
             continue
         assert isinstance(job.get("timeout-minutes"), int), job_name
         assert "concurrency" in doc or "concurrency" in job, job_name
-        assert (job.get("permissions", {}).get("id-token") == "write") == assumes_role(job), job_name
+        id_token = job.get("permissions", {}).get("id-token") == "write"
+        assert id_token == (assumes_role(job) or attests_only(job)), job_name
+        assert not (assumes_role(job) and attests_only(job)), job_name
         for step in steps(job):
             if "run" in step:
                 assert "${{" not in step["run"], f"{job_name}: expression in run:"
@@ -151,10 +161,12 @@ def test_deploy_workflow_is_one_ordered_path_gate_plan_apply_deploy() -> None:
     assert jobs["deploy"]["needs"] == ["gate", "plan", "apply"] and jobs["deploy"]["environment"] == "production"
     runs = {name: [s["run"] for s in steps(job) if "run" in s] for name, job in jobs.items() if "steps" in job}
     assert runs == {
-        "plan": ["make verify-zips", "make terraform-providers", "make terraform-plan"],
-        "apply": ["make verify-zips", "make terraform-verify-plan", "make terraform-providers", "make terraform-apply"],
-        "deploy": ["make verify-zips", "make deploy-functions", "make smoke-test", "make rollback"],
-    }
+        "plan": ["make verify-artifacts", "make terraform-providers", "make terraform-plan"],
+        "apply": [
+            "make verify-artifacts", "make terraform-verify-plan", "make terraform-providers", "make terraform-apply"
+        ],
+        "deploy": ["make verify-provenance", "make deploy-functions", "make smoke-test", "make rollback"],
+    }  # fmt: skip
     rollback = next(s for s in steps(jobs["deploy"]) if s.get("run") == "make rollback")
     assert "failure()" in rollback["if"]
     roles = {}
@@ -191,23 +203,58 @@ def test_the_gate_builds_the_zips_once_and_later_jobs_verify_them() -> None:
     ci = load(WORKFLOWS / "ci.yml")
     package = ci["jobs"]["package"]
     assert "id-token" not in package["permissions"]
-    assert [s["run"] for s in steps(package) if "run" in s] == ["make package", "make seal-zips"]
+    assert [s["run"] for s in steps(package) if "run" in s] == [
+        "make package",
+        "make sbom-check",
+        "make verify-artifacts",
+    ]
     upload = [s for s in steps(package) if "upload-artifact" in str(s.get("uses", ""))]
     assert upload[0]["with"]["name"] == "lambda-zips" and upload[0]["with"]["path"] == "dist/lambda/"
+    verifying = {"make verify-artifacts", "make verify-provenance"}
     for job_name, job in load(WORKFLOWS / "deploy.yml")["jobs"].items():
         if job_name == "gate":
             continue
         job_steps = steps(job)
         download = [i for i, s in enumerate(job_steps) if "download-artifact" in str(s.get("uses", ""))]
-        verify = [i for i, s in enumerate(job_steps) if s.get("run") == "make verify-zips"]
+        verify = [i for i, s in enumerate(job_steps) if s.get("run") in verifying]
         assert download and verify and download[0] < verify[0], job_name
         assert not [s for s in job_steps if s.get("run") == "make package"], f"{job_name} rebuilds the zips"
+
+
+def test_the_gate_attests_exactly_the_bytes_it_built_with_a_token_no_role_trusts() -> None:
+    """ci.yml's provenance job: after the package job, on main only, in environment provenance, the download of
+    lambda-zips and the attestation of every file the deploy verifies, nothing else; deploy.yml's gate call grants
+    what it needs (a called workflow gets no more than its caller job)."""
+    ci = load(WORKFLOWS / "ci.yml")
+    job = ci["jobs"]["provenance"]
+    assert job["needs"] == ["package"] and job["if"] == "${{ github.ref == 'refs/heads/main' }}"
+    assert job["environment"] == "provenance" and attests_only(job)
+    assert job["permissions"] == {"id-token": "write", "attestations": "write"}
+    download = next(s for s in steps(job) if str(s.get("uses", "")).startswith("actions/download-artifact@"))
+    assert download["with"] == {"name": "lambda-zips", "path": "dist/lambda"}
+    attest = next(s for s in steps(job) if str(s.get("uses", "")).startswith("actions/attest-build-provenance@"))
+    assert sorted(attest["with"]["subject-path"].split()) == sorted(
+        f"dist/lambda/{n}" for n in ("manifest.json", "ingest.zip", "api.zip", "ingest.cdx.json", "api.cdx.json")
+    )
+    assert [n for n, j in ci["jobs"].items() if (j.get("permissions") or {}).get("id-token")] == ["provenance"]
+    gate = load(WORKFLOWS / "deploy.yml")["jobs"]["gate"]["permissions"]
+    assert gate["id-token"] == "write" and gate["attestations"] == "write"
+
+
+def test_the_deploy_job_verifies_provenance_before_it_holds_credentials() -> None:
+    deploy = load(WORKFLOWS / "deploy.yml")["jobs"]["deploy"]
+    names = [s.get("run") or str(s.get("uses", "")).split("@")[0] for s in steps(deploy)]
+    assert names.index("make verify-provenance") < names.index(AWS_CREDENTIALS) < names.index("make deploy-functions")
+    assert deploy["permissions"] == {"contents": "read", "id-token": "write", "attestations": "read"}
+    for target in ("make verify-provenance", "make deploy-functions"):  # deploy-functions verifies again
+        step = next(s for s in steps(deploy) if s.get("run") == target)
+        assert step["env"] == {"GH_TOKEN": "${{ github.token }}"}, target
 
 
 def test_emulator_proofs_run_in_github_ci() -> None:
     ci = load(WORKFLOWS / "ci.yml")
     emulate = ci["jobs"]["emulate"]
-    assert [s["run"] for s in steps(emulate) if "run" in s] == ["make iac-emulate"]
+    assert [s["run"] for s in steps(emulate) if "run" in s] == ["make iac-emulate", "make iam-lint"]
     setup = [s for s in steps(emulate) if str(s.get("uses", "")).startswith("hashicorp/setup-terraform@")]
     assert setup and setup[0]["with"]["terraform_version"].startswith("1.11")
 
@@ -234,3 +281,27 @@ def test_dependabot_and_codeowners() -> None:
     assert {u["package-ecosystem"] for u in dependabot["updates"]} == {"github-actions", "terraform"}
     codeowners = (REPO / ".github" / "CODEOWNERS").read_text(encoding="utf-8")
     assert re.search(r"^/\.github/\s+@", codeowners, re.MULTILINE)
+
+
+def test_zizmor_runs_online_in_github_ci_with_a_read_only_token() -> None:
+    """ci.yml's workflows job: `make zizmor` with the job's token (contents: read) as GH_TOKEN; on GitHub the target
+    runs the online audits (impostor commits, version comments, known-vulnerable actions) and never falls back."""
+    job = load(WORKFLOWS / "ci.yml")["jobs"]["workflows"]
+    assert job["permissions"] == {"contents": "read"}
+    step = next(s for s in steps(job) if s.get("run", "").startswith("make zizmor"))
+    assert step["env"] == {"GH_TOKEN": "${{ github.token }}"}
+    assert "make scorecard-offline" in [s.get("run") for s in steps(job)]
+
+
+def test_zizmor_on_github_without_a_token_fails_instead_of_going_offline() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"GH_TOKEN", "GITHUB_TOKEN", "ZIZMOR_GITHUB_TOKEN"}}
+    online = subprocess.run(
+        ["make", "--no-print-directory", "zizmor"], cwd=REPO, env={**env, "GITHUB_ACTIONS": "true"},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert online.returncode != 0 and "online audits need GH_TOKEN" in online.stdout
+    offline = subprocess.run(
+        ["make", "--no-print-directory", "zizmor"], cwd=REPO, env={**env, "GITHUB_ACTIONS": ""},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert offline.returncode == 0 and "zizmor --offline" in offline.stdout

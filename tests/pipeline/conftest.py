@@ -35,15 +35,18 @@ BOUNDARY_NAME = f"{STACK}-permissions-boundary"
 APPLY_ROLE = "rampart-terraform-apply-prod"
 POLICY_BLOCK = re.compile(r"<!-- policy: ([a-z-]+) \(([^)]+)\) -->\n```json\n(.*?)```", re.DOTALL)
 STATE_BUCKET = "rampart-rehearsal-terraform-state"
+# The repository variable ALARM_SUBSCRIBERS (docs/terraform.md step 5): the root has no default and refuses none.
+ALARM_SUBSCRIBERS = '[{"protocol": "email", "endpoint": "rampart-oncall@example.com"}]'
 
 
 def start_moto(log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [str(REPO / ".venv" / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+    server = subprocess.Popen(  # moto_server + PutCompositeAlarm (the burn-rate alarms; tests/iac/moto_server.py)
+        [str(REPO / ".venv" / "bin" / "python"), "-m", "tests.iac.moto_server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
+        cwd=REPO,
         env=dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true"),
     )
     deadline = time.monotonic() + 30
@@ -108,11 +111,12 @@ def first_apply(r: Rehearsal, sha: str) -> dict[str, Any]:
         "AWS_REGION": REGION,
         "TF_STATE_BUCKET": STATE_BUCKET,
         "TF_ENV": "prod",
+        "TF_VAR_alarm_subscribers": ALARM_SUBSCRIBERS,
         "PIP_CACHE_DIR": os.environ.get("PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip")),
         **r.extra_env,
     }
     Path(env["HOME"]).mkdir()
-    for target in ("package", "seal-zips", "terraform-plan", "terraform-apply"):
+    for target in ("package", "terraform-plan", "terraform-apply"):
         started = time.monotonic()
         log = r.workdir / f"bootstrap-{target}.log"
         proc = subprocess.run(
@@ -180,6 +184,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     venv = REPO / ".venv" / "bin"
     stand_ins.install(r.stand_ins, python=str(venv / "python"), real_aws=str(venv / "aws"))
     r.extra_env["REHEARSAL_SIGNER_JOBS"] = str(workdir / "signer-jobs.json")
+    r.extra_env["ATTESTATION_STORE"] = str(r.attestation_store)  # GitHub's attestations API, stood in for
     advisories = (REPO / ".." / "shared" / "advisory-db" / "vulns").resolve()
     if advisories.is_dir():  # `make audit` in a gate job: the offline snapshot beside this checkout
         r.extra_env["ADVISORY_DB"] = str(advisories)
@@ -198,6 +203,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
             r.vars = {
                 "AWS_REGION": REGION,
                 "TF_STATE_BUCKET": STATE_BUCKET,
+                "ALARM_SUBSCRIBERS": ALARM_SUBSCRIBERS,
                 "AWS_PLAN_ROLE_ARN": outputs["github_plan_role_arn"],
                 "AWS_APPLY_ROLE_ARN": boot["apply_role_arn"],
                 "AWS_DEPLOY_ROLE_ARN": outputs["github_deploy_role_arn"],
@@ -206,6 +212,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
                 "RAMPART_INGEST_FUNCTION": outputs["ingest_function_name"],
                 "RAMPART_API_FUNCTION": outputs["api_function_name"],
                 "RAMPART_API_URL": api.url,  # stand-in: moto's API Gateway cannot invoke the Lambda
+                "RAMPART_API_HOST": "127.0.0.1",  # the stand-in's host (harden-runner's list names it)
                 "RAMPART_API_KEY_SECRET_ID": f"{STACK}/api-keys/smoke-test",
             }
             r.role_arns = {
@@ -249,6 +256,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
             matrix = trust_matrix(trusts, r.provider_arn)
             yield {
                 "rehearsal": r,
+                "attestations": r.attestation_store,
                 "outputs": outputs,
                 "alias_before": before,
                 "runs": {"pr_gate": pr_gate, "pr_plan": pr_plan, "push": push},

@@ -20,7 +20,12 @@ from tests.pipeline.iam_eval import ALLOW, Request, evaluate
 
 ISSUER = "token.actions.githubusercontent.com"
 AUDIENCE = "sts.amazonaws.com"
-ENVIRONMENT_BRANCHES = {"production": {"refs/heads/main"}, "production-infra": {"refs/heads/main"}}
+# .github/environments/*.json: every environment admits main only.
+ENVIRONMENT_BRANCHES = {
+    "production": {"refs/heads/main"},
+    "production-infra": {"refs/heads/main"},
+    "provenance": {"refs/heads/main"},
+}
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,8 @@ def mint_claims(job: JobContext) -> dict[str, Any]:
         "run_id": str(job.run_id),
         "workflow": job.workflow,
         "job_workflow_ref": f"{repo.full_name}/.github/workflows/{job.workflow}@{job.ref}",
+        "job_workflow_sha": job.sha,  # a workflow of this repository runs at the run's commit
+        "runner_environment": "github-hosted",
         **job.extra,
     }
     if job.environment is not None:

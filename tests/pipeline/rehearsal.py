@@ -11,6 +11,16 @@ step is replaced by a stand-in that does what the action does:
                                         if the role's trust policy, as applied into moto, admits them
                                         (tests/pipeline/iam_eval.py); otherwise the step fails
   github/codeql-action/upload-sarif     nothing (no code scanning here)
+  step-security/harden-runner           checks the step as the agent would read it (block mode, every rendered entry
+                                        host:port, no wildcard but the reasoned one) and records the job's allow-list;
+                                        egress is NOT blocked here (no agent). What is checked against the list: the
+                                        STS endpoint the credentials step uses, and every `aws` CLI call the job makes
+                                        (service endpoint in the region, or the bucket's host)
+  actions/attest-build-provenance       mints the job's OIDC token claims (only with id-token and attestations
+                                        write, as capped by a calling job) and stores one SLSA provenance statement
+                                        per file with the certificate fields Fulcio would copy from them
+                                        (tests/pipeline/attestations.py); nothing is signed (no Sigstore here)
+  `gh attestation verify` (on PATH)     checks the deploy script's policy flags against those statements
 What moto cannot do is stood in for, and said so: AWS Signer (an `aws` wrapper answers `aws signer ...` by
 copying the unsigned object to signed/), the API behind API Gateway for the smoke test (a loopback server that
 accepts exactly the enabled keys of the smoke-test client's usage plan), and the RDS CA download (a `curl`
@@ -35,6 +45,7 @@ import boto3
 import yaml
 
 from tests.iac.emulator import FUNCTIONS_OVERRIDE, PUBSUB_OVERRIDE, SERVICES
+from tests.pipeline import attestations
 from tests.pipeline.github_oidc import JobContext, NoToken, Repository, may_assume, mint_claims, unsigned_jwt
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,6 +60,10 @@ GIT_ENV = {
     "GIT_COMMITTER_EMAIL": "rehearsal@example.invalid",
 }
 THIS_REPOSITORY = Repository("rampart-project", "rampart", owner_id=98765432, repo_id=123456789)
+GITHUB_TOKEN_STAND_IN = "rehearsal-read-only-github-token"  # pragma: allowlist secret - not a credential
+# harden-runner entries the rehearsal accepts with a wildcard: tests/gates/test_egress.py's reasoned exceptions.
+ALLOWED_WILDCARD = re.compile(r"^rampart-[a-z]+-lambda-artifacts-\*\.s3\.[a-z0-9-]+\.amazonaws\.com:443$")
+RENDERED_ENTRY = re.compile(r"^[a-z0-9*](?:[a-z0-9.*-]*[a-z0-9])?:[0-9]+$")
 
 
 def progress(message: str) -> None:
@@ -128,6 +143,8 @@ class JobResult:
     steps: list[tuple[str, str]] = field(default_factory=list)  # (label, outcome)
     roles: list[str] = field(default_factory=list)
     workspace: Path | None = None
+    allowed_endpoints: list[str] = field(default_factory=list)  # harden-runner's list, rendered
+    attested: list[str] = field(default_factory=list)  # file names the attest stand-in recorded
 
 
 class Rehearsal:
@@ -143,6 +160,9 @@ class Rehearsal:
         self.next_run = 1000
         self.assumed: list[tuple[str, str, str]] = []  # (workflow/job, role purpose, sub)
         self.extra_env: dict[str, str] = {}
+        # The permissions of a job that calls a reusable workflow cap that workflow's jobs (GitHub's rule).
+        self.caps: dict[str, dict[str, str]] = {}
+        self.attestation_store = workdir / "attestations.jsonl"
 
     # -- git origin ------------------------------------------------------------------------------------------
     def make_origin(self) -> str:
@@ -221,6 +241,7 @@ class Rehearsal:
         steps: dict[str, Any],
         prefix: str = "",
         failed: bool = False,
+        env: dict[str, str] | None = None,
     ) -> Callable[[str], Any]:
         def resolve(name: str) -> Any:
             if name == "cancelled()":
@@ -237,7 +258,11 @@ class Rehearsal:
                     "ref": run.ref,
                     "event_name": run.event_name,
                     "workflow": run.workflow,
+                    "repository": THIS_REPOSITORY.full_name,
+                    "token": GITHUB_TOKEN_STAND_IN,
                 }[parts[1]]
+            if parts[0] == "env" and env is not None:
+                return env.get(parts[1], "")
             if parts[0] == "needs":
                 result = needs[f"{prefix}{parts[1]}"]
                 return result.result if parts[2] == "result" else result.outputs.get(parts[3], "")
@@ -269,6 +294,7 @@ class Rehearsal:
             return JobResult(label, "skipped")
         if "uses" in job:  # a reusable workflow of this repository
             callee = job["uses"].split("/")[-1]
+            self.caps[f"{prefix}{job_id}/"] = dict(job.get("permissions") or {})
             progress(f"{label}: calls {callee}")
             ok = self.run_workflow(run, callee, prefix=f"{prefix}{job_id}/")
             return JobResult(label, "success" if ok else "failure")
@@ -333,7 +359,7 @@ class Rehearsal:
         ws.mkdir(parents=True)
         steps_ctx: dict[str, Any] = {}
         result = JobResult(label, "success", workspace=ws)
-        job = {**job, "__callee": "ci.yml" if doc.get("name") == "ci" else ""}
+        job = {**job, "__callee": "ci.yml" if doc.get("name") == "ci" else "", "__prefix": prefix}
         env = self.job_env(run, doc, job, ws, self.lookup(run, needs, steps_ctx, prefix))
         failed = False
         progress(
@@ -344,7 +370,7 @@ class Rehearsal:
             name = step.get("name") or step.get("run") or step.get("uses", "").split("@")[0]
             condition = str(step.get("if", "")).strip()
             expression = condition[3:-2] if condition.startswith("${{") else condition
-            lookup = self.lookup(run, needs, steps_ctx, prefix, failed)
+            lookup = self.lookup(run, needs, steps_ctx, prefix, failed, env)
             if expression:
                 status_function = any(f in expression for f in ("always()", "cancelled()", "failure()", "success()"))
                 runs = (status_function or not failed) and bool(evaluate_expression(expression, lookup))
@@ -427,9 +453,78 @@ class Rehearsal:
             return {}, download_artifact(run, ws, with_)
         if uses == "github/codeql-action/upload-sarif":
             return {}, " - stand-in: no code scanning here"
+        if uses == "step-security/harden-runner":
+            return {}, self.harden_runner(with_, env, result)
+        if uses == "actions/attest-build-provenance":
+            return {}, self.attest(run, job_id, job, with_, ws, result)
         if uses == "aws-actions/configure-aws-credentials":
             return {}, self.configure_credentials(run, job_id, job, with_, env, label, result)
         raise StepFailed(f" - no stand-in for {uses}")
+
+    @staticmethod
+    def harden_runner(with_: dict[str, Any], env: dict[str, str], result: JobResult) -> str:
+        """The agent's input, checked as it would read it (entries split on spaces, after GitHub rendered the
+        expressions); the list is recorded and handed to the `aws` stand-in. Egress itself is not blocked here."""
+        if with_.get("egress-policy") != "block":
+            raise StepFailed(f" - egress-policy is {with_.get('egress-policy')!r}, not block")
+        entries = str(with_.get("allowed-endpoints") or "").split()
+        if not entries:
+            raise StepFailed(" - empty allow-list")
+        bad = [e for e in entries if not RENDERED_ENTRY.match(e) or ".." in e or e.startswith(".")]
+        bad += [e for e in entries if "*" in e and not ALLOWED_WILDCARD.match(e)]
+        if bad:
+            raise StepFailed(f" - allow-list entries that are not host:port (an unset variable?) or wildcards: {bad}")
+        result.allowed_endpoints = entries
+        env["REHEARSAL_ALLOWED_ENDPOINTS"] = " ".join(entries)
+        return (
+            f" - stand-in: block mode, {len(entries)} endpoints checked and recorded; egress NOT blocked here (no "
+            "agent): the credentials step's STS and every `aws` CLI call are checked against the list"
+        )
+
+    def effective_permissions(self, job: dict[str, Any]) -> dict[str, str]:
+        """The job's permissions, capped by those of the job that called its workflow (GitHub: a called workflow's
+        jobs get at most the caller job's permissions)."""
+        own = dict(job.get("permissions") or {})
+        cap = self.caps.get(str(job.get("__prefix", "")))
+        if cap is None:
+            return own
+        rank = {"none": 0, "read": 1, "write": 2}
+        return {k: v for k, v in own.items() if rank.get(v, 0) <= rank.get(cap.get(k, "none"), 0)}
+
+    def attest(
+        self, run: WorkflowRun, job_id: str, job: dict[str, Any], with_: dict[str, Any], ws: Path, result: JobResult
+    ) -> str:
+        permissions = self.effective_permissions(job)
+        if permissions.get("attestations") != "write":
+            raise StepFailed(" - the action needs `attestations: write` (as capped by the calling job)")
+        callee = "ci.yml" if job.get("__callee") == "ci.yml" else run.workflow
+        context = JobContext(
+            repository=THIS_REPOSITORY,
+            workflow=run.workflow,
+            job=job_id,
+            event_name=run.event_name,
+            ref=run.ref,
+            id_token_write=permissions.get("id-token") == "write",
+            environment=job.get("environment"),
+            from_fork=run.from_fork,
+            run_id=run.run_id,
+            sha=run.sha,
+            extra={"job_workflow_ref": f"{THIS_REPOSITORY.full_name}/.github/workflows/{callee}@{run.ref}"},
+        )
+        try:
+            claims = mint_claims(context)
+        except NoToken as why:
+            raise StepFailed(f' - missing "id-token" permission: {why}') from None
+        files = [ws / line.strip() for line in str(with_["subject-path"]).splitlines() if line.strip()]
+        missing = [str(f.relative_to(ws)) for f in files if not f.is_file()]
+        if missing:
+            raise StepFailed(f" - subjects not found: {missing}")
+        attestations.record(self.attestation_store, files, claims)
+        result.attested = [f.name for f in files]
+        return (
+            f" - stand-in: token sub {claims['sub']} (to Sigstore, not AWS), {len(files)} SLSA provenance statements "
+            f"stored (signer {claims['job_workflow_ref']}); not signed: no Sigstore here"
+        )
 
     @staticmethod
     def absorb_env(env: dict[str, str]) -> None:
@@ -447,7 +542,10 @@ class Rehearsal:
         label: str,
         result: JobResult,
     ) -> str:
-        permissions = job.get("permissions") or {}
+        permissions = self.effective_permissions(job)
+        sts = f"sts.{with_['aws-region']}.amazonaws.com:443"
+        if result.allowed_endpoints and sts not in result.allowed_endpoints:
+            raise StepFailed(f" - harden-runner would block {sts}: not in this job's allow-list")
         context = JobContext(
             repository=THIS_REPOSITORY,
             workflow=run.workflow,
@@ -468,8 +566,7 @@ class Rehearsal:
         trust = self.trust_policy(role_arn)
         if not may_assume(trust, self.provider_arn, claims):
             raise StepFailed(f" - AccessDenied: {role_arn} does not trust sub {claims['sub']}")
-        sts = self.client("sts")
-        creds = sts.assume_role_with_web_identity(
+        creds = self.client("sts").assume_role_with_web_identity(
             RoleArn=role_arn, RoleSessionName=str(with_["role-session-name"]), WebIdentityToken=unsigned_jwt(claims)
         )["Credentials"]
         env.update(

@@ -1,6 +1,8 @@
 """Stand-ins for what moto cannot do, put on the jobs' PATH by the rehearsal (each says so when it acts):
-`aws signer ...` (moto has no AWS Signer), the RDS CA download (no internet here), and the API behind API
-Gateway for the smoke test (moto cannot invoke a Lambda without Docker)."""
+`aws signer ...` (moto has no AWS Signer), the RDS CA download (no internet here), the API behind API
+Gateway for the smoke test (moto cannot invoke a Lambda without Docker), and `gh attestation verify` (no GitHub
+here: tests/pipeline/attestations.py). The `aws` wrapper also checks each call's endpoint against the job's
+harden-runner allow-list, which the harden-runner stand-in records (egress itself is not blocked here)."""
 
 from __future__ import annotations
 
@@ -18,11 +20,28 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.pipeline.attestations import install_gh
+
 RDS_CA_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
 
 AWS_WRAPPER = """#!/usr/bin/env bash
 # Pipeline rehearsal stand-in: moto has no AWS Signer, so `aws signer ...` is answered by signer.py; every
-# other command is the real AWS CLI (against moto through AWS_ENDPOINT_URL).
+# other command is the real AWS CLI (against moto through AWS_ENDPOINT_URL). In a job with a harden-runner
+# allow-list, the endpoint the real CLI would reach (the service in the region, IAM's global one, or the bucket's
+# virtual host) must be on it, as the agent would otherwise block it.
+if [[ -n ${REHEARSAL_ALLOWED_ENDPOINTS:-} && -n ${1:-} ]]; then
+  service=$1 region=${AWS_REGION:-${AWS_DEFAULT_REGION:-}} bucket= prev=
+  for a; do [[ $prev == --bucket ]] && bucket=$a; prev=$a; done
+  case $service in
+    iam) host=iam.amazonaws.com ;;
+    s3api | s3) host=${bucket:+$bucket.}s3.$region.amazonaws.com ;;
+    *) host=$service.$region.amazonaws.com ;;
+  esac
+  if [[ " $REHEARSAL_ALLOWED_ENDPOINTS " != *" $host:443 "* ]]; then
+    echo "==> [rehearsal stand-in] harden-runner would block $host:443 (aws $service): not on this job's allow-list" >&2
+    exit 1
+  fi
+fi
 if [[ ${1:-} == signer ]]; then exec "%(python)s" "%(dir)s/signer.py" "$@"; fi
 exec "%(aws)s" "$@"
 """
@@ -100,6 +119,7 @@ def install(directory: Path, *, python: str, real_aws: str) -> None:
     real_curl = shutil.which("curl") or "/usr/bin/curl"
     (directory / "signer.py").write_text(SIGNER)
     pem = rds_ca(directory / "rds-ca.pem")
+    install_gh(directory)
     for name, body in (
         ("aws", AWS_WRAPPER % {"python": python, "dir": directory, "aws": real_aws}),
         ("curl", CURL_WRAPPER % {"url": RDS_CA_URL, "pem": pem, "curl": real_curl}),

@@ -23,7 +23,9 @@ def outcomes(run: Any) -> dict[str, str]:
 
 def test_the_pull_request_gate_and_plan_ran_and_the_plan_is_sealed(rehearsal: dict[str, Any]) -> None:
     runs = rehearsal["runs"]
-    assert set(outcomes(runs["pr_gate"]).values()) == {"success"}, outcomes(runs["pr_gate"])
+    gate = outcomes(runs["pr_gate"])
+    assert gate.pop("provenance") == "skipped"  # a pull request's build is never attested
+    assert set(gate.values()) == {"success"}, gate
     assert outcomes(runs["pr_plan"]) == {"plan": "success"}
     plan_dir = runs["pr_plan"].artifacts / "terraform-plan"
     manifest = json.loads((plan_dir / "prod.tfplan.manifest.json").read_text())
@@ -43,8 +45,36 @@ def test_main_ran_gate_plan_apply_deploy_in_that_order(rehearsal: dict[str, Any]
         "deploy": "success",
     }
     assert [k for k in results if "/" not in k] == ["gate", "plan", "apply", "deploy"]
-    assert results["gate/package"] == "success"
+    assert results["gate/package"] == "success" and results["gate/provenance"] == "success"
     assert [push.jobs[j].roles for j in ("plan", "apply", "deploy")] == [["plan"], ["apply"], ["deploy"]]
+    assert push.jobs["gate/provenance"].roles == []  # its token went to the attestation, to no role
+
+
+def test_every_job_ran_with_a_blocking_allow_list(rehearsal: dict[str, Any]) -> None:
+    runs = rehearsal["runs"]
+    ran = [job for run in runs.values() for job in run.jobs.values() if job.workspace is not None]
+    assert ran and all(job.allowed_endpoints for job in ran), [j.name for j in ran if not j.allowed_endpoints]
+    deploy = runs["push"].jobs["deploy"].allowed_endpoints
+    region = rehearsal["rehearsal"].vars["AWS_REGION"]
+    assert f"{rehearsal['outputs']['artifact_bucket_name']}.s3.{region}.amazonaws.com:443" in deploy
+
+
+def test_the_gate_attested_main_and_the_deploy_verified_it(rehearsal: dict[str, Any]) -> None:
+    push = rehearsal["runs"]["push"]
+    statements = [json.loads(line) for line in rehearsal["attestations"].read_text().splitlines()]
+    assert sorted(s["subject"]["name"] for s in statements) == sorted(push.jobs["gate/provenance"].attested)
+    assert {s["subject"]["name"] for s in statements} == {
+        "manifest.json", "ingest.zip", "api.zip", "ingest.cdx.json", "api.cdx.json"
+    }  # fmt: skip
+    certificate = statements[0]["certificate"]
+    assert (
+        certificate["BuildSignerURI"]
+        == "https://github.com/rampart-project/rampart/.github/workflows/ci.yml@refs/heads/main"
+    )
+    assert certificate["SourceRepositoryDigest"] == rehearsal["merge"] == certificate["BuildSignerDigest"]
+    log = "\n".join(p.read_text() for p in sorted(push.jobs["deploy"].workspace.parent.glob("step-*.log")))
+    assert log.count("Verification succeeded!") == 10  # five files, before credentials and again before signing
+    assert "provenance of rampart-project/rampart .github/workflows/ci.yml@refs/heads/main" in log
 
 
 def test_the_apply_applied_the_sealed_plan_of_main(rehearsal: dict[str, Any]) -> None:
@@ -98,6 +128,15 @@ WIDENINGS = {
     ),
     "apply trusts every environment": ("apply", "StringLike", ["repo:rampart-project/rampart:environment:*"]),
     "deploy trusts any repository": ("deploy", "StringLike", ["repo:*:environment:production"]),
+    "plan trusts the attestation's environment too": (
+        "plan",
+        "StringEquals",
+        [
+            "repo:rampart-project/rampart:pull_request",
+            "repo:rampart-project/rampart:ref:refs/heads/main",
+            "repo:rampart-project/rampart:environment:provenance",
+        ],
+    ),
 }
 
 

@@ -19,7 +19,8 @@ FORK = Repository("mallory", "rampart", owner_id=666, repo_id=667)
 OTHER = Repository("other-org", "other-repo", owner_id=555, repo_id=556)
 # Each workflow's jobs run on these (event, ref) pairs (their `on:`); deploy.yml's on main only.
 EVENTS = {
-    "ci.yml": [("pull_request", "refs/pull/1/merge"), ("push", "refs/heads/feature")],
+    # ci.yml also runs on main, called by deploy.yml (its provenance job holds a token there, in `provenance`)
+    "ci.yml": [("pull_request", "refs/pull/1/merge"), ("push", "refs/heads/feature"), ("push", "refs/heads/main")],
     "terraform.yml": [("pull_request", "refs/pull/1/merge")],
     "deploy.yml": [("push", "refs/heads/main")],
 }
