@@ -124,6 +124,32 @@ def test_the_queue_accepts_messages_only_from_this_topic() -> None:
         assert conditions.get(("ArnEquals", "aws:SourceArn")) == ["${aws_sns_topic.this.arn}"], statement
 
 
+def test_undeliverable_notifications_go_to_an_encrypted_delivery_dlq() -> None:
+    # What SNS cannot deliver into the queue (after its retries) is kept, not dropped: the subscription's redrive
+    # policy names the delivery DLQ, which is on the module's CMK and accepts messages only from this topic.
+    pubsub = module("pubsub")
+    subscriptions = resources("pubsub", "aws_sns_topic_subscription")
+    assert subscriptions, "no subscription"
+    for name, subscription in subscriptions.items():
+        assert re.fullmatch(
+            r"\$\{jsonencode\(\{deadLetterTargetArn = aws_sqs_queue\.(\w+)\.arn\}\)\}",
+            str(subscription.get("redrive_policy", "")),
+        ), f"subscription {name}: no redrive policy to a delivery DLQ"
+        target = re.search(r"aws_sqs_queue\.(\w+)\.arn", subscription["redrive_policy"])
+        assert target
+        dlq = resources("pubsub", "aws_sqs_queue")[target.group(1)]
+        assert dlq["kms_master_key_id"] == "${module.key.arn}", "the delivery DLQ is not on the module's CMK"
+        policy = pubsub["data"]["aws_iam_policy_document"][target.group(1)]
+        allows = [s for s in policy["statement"] if s.get("effect", "Allow") == "Allow"]
+        assert allows and all(
+            {(c["test"], c["variable"]): c["values"] for c in s.get("condition", [])}.get(
+                ("ArnEquals", "aws:SourceArn")
+            )
+            == ["${aws_sns_topic.this.arn}"]
+            for s in allows
+        ), "the delivery DLQ accepts messages from more than this topic"
+
+
 def test_the_cursor_key_is_write_only_and_generated_ephemerally() -> None:
     (version,) = [v for n, v in resources("functions", "aws_secretsmanager_secret_version").items() if "cursor" in n]
     assert "secret_string" not in version and "secret_binary" not in version

@@ -22,7 +22,7 @@ def test_the_security_md_table_is_generated_from_the_controls_file() -> None:
 
 
 def test_every_control_has_a_mutation_and_a_proof_that_reruns() -> None:
-    assert len(CONTROLS) >= 22
+    assert len(CONTROLS) >= 55  # every control of SECURITY.md (an accidental deletion fails here)
     for control in CONTROLS:
         assert control.mutations and control.proofs, control.id
 
