@@ -31,6 +31,13 @@ def test_every_mutation_applies_exactly_once_to_the_current_tree() -> None:
     assert pc.check_mutations_apply(CONTROLS) == []
 
 
+def test_every_proof_of_a_control_is_run_by_one_of_its_mutations() -> None:
+    """A proof no mutation runs was never seen to fail: it belongs under `evidence`."""
+    for control in CONTROLS:
+        run = {p for m in control.mutations for p in m.proofs}
+        assert [p.text for p in control.proofs if p not in run] == [], control.id
+
+
 def _test_names(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
