@@ -37,6 +37,9 @@ SECURITY_MD = REPO / "SECURITY.md"
 TABLE_BEGIN = "<!-- controls-table:begin (generated from security/controls.yaml by `make security-docs`) -->"
 TABLE_END = "<!-- controls-table:end -->"
 SYMLINKED = (".venv", ".venv-checkov")
+# Downloaded Lambda wheels (build/lambda-wheels/<lock digest>/, ignored by git): each complete download is shared
+# with the scratch copies read-only, so a build in a copy needs no network (a changed lock still downloads anew).
+WHEEL_CACHE = Path("build") / "lambda-wheels"
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{2,60}$")
 OPS = ("replace", "delete", "ast_stub")
 PROOF_KINDS = ("pytest", "checkov", "cmd")
@@ -274,6 +277,11 @@ def make_scratch(files: list[str], parent: Path) -> Path:
     for name in SYMLINKED:
         if (REPO / name).exists():
             (scratch / name).symlink_to(REPO / name)
+    shared = REPO / WHEEL_CACHE
+    for download in sorted(shared.iterdir()) if shared.is_dir() else []:
+        if (download / ".complete").is_file():
+            (scratch / WHEEL_CACHE).mkdir(parents=True, exist_ok=True)
+            (scratch / WHEEL_CACHE / download.name).symlink_to(download)
     # Some gates list files with git (detect-secrets): give the copy an index of its own.
     git = ["git", "-c", "init.defaultBranch=scratch", "-c", "core.hooksPath=/dev/null"]
     subprocess.run([*git, "init", "-q"], cwd=scratch, check=True)  # noqa: S603
