@@ -159,7 +159,7 @@ def build() -> tuple[TM, list[Flow]]:
                   "verify-build-from-scratch"),
             "R": ("artifact-access-logged",
                   "accepted: CloudTrail records the role session; GitHub environments record approvals"),
-            "I": ("no-secret-in-repo-or-state", "plan-role-reads-nothing-secret", "hardened-workflows"),
+            "I": ("hardened-workflows", "plan-role-reads-nothing-secret", "no-secret-in-repo-or-state"),
             "D": ("ordered-deploy-path",
                   "accepted: a failed deploy is rolled back by the smoke test (scripts/deploy_functions.sh)"),
             "E": ("hardened-workflows", "oidc-trust-pinned", "deploy-role-scoped", "ordered-deploy-path",
