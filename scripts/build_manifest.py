@@ -187,7 +187,10 @@ def verify_artifacts(out_dir: Path, manifest: dict[str, Any], expect_commit: str
             continue
         if sha256_file(sbom_path) != entry["sbom"]["sha256"]:
             problems.append(f"{sbom_path.name}: sha256 differs from the manifest")
-        problems += [f"{sbom_path.name}: {p}" for p in check_sbom(zip_path, sbom_path)]
+        try:
+            problems += [f"{sbom_path.name}: {p}" for p in check_sbom(zip_path, sbom_path)]
+        except zipfile.BadZipFile as error:  # a corrupted zip is a finding, not a crash
+            problems.append(f"{name}: not a readable zip ({error})")
     return problems
 
 

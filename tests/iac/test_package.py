@@ -65,31 +65,45 @@ def build_in(folder: Path, snapshot: Path, *, umask: int, env: dict[str, str]) -
     return source / "dist" / "lambda"
 
 
+BASE_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "TZ", "SOURCE_DATE"))}
+
+
 @pytest.fixture(scope="module")
-def two_builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The working tree committed once, as a stranger would clone it."""
+    package_lambdas.wheel_cache(WHEEL_CACHE)  # download once (the only step that needs the index)
+    source = tmp_path_factory.mktemp("snapshot") / "rampart"
+    snapshot_repo(source)
+    return source
+
+
+@pytest.fixture(scope="module")
+def first_build(tmp_path_factory: pytest.TempPathFactory, snapshot: Path) -> Path:
+    """One build in a short folder (umask 022, UTC, C locale): what the SBOM and manifest tests read. Tests that
+    need only this build do not pay for the second."""
+    short = tmp_path_factory.mktemp("b")
+    return build_in(
+        short, snapshot, umask=0o022,
+        env={**BASE_ENV, "TZ": "UTC", "LANG": "C.UTF-8", "HOME": str(short), "PYTHONHASHSEED": "0"},
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def two_builds(tmp_path_factory: pytest.TempPathFactory, snapshot: Path, first_build: Path) -> tuple[Path, Path]:
     """The working tree built twice, as two strangers would: two clones in folders whose paths differ in length,
     each with its own interpreter path and wheel-cache path, under umask 022 and 077, different time zones,
     locales, home folders, hash seeds and SOURCE_DATE_EPOCH."""
-    package_lambdas.wheel_cache(WHEEL_CACHE)  # download once (the only step that needs the index)
-    snapshot = tmp_path_factory.mktemp("snapshot") / "rampart"
-    snapshot_repo(snapshot)
-    short = tmp_path_factory.mktemp("b")
     long = tmp_path_factory.mktemp("a-much-longer-build-folder-name-" + "x" * 60)
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "TZ", "SOURCE_DATE"))}
-    first = build_in(
-        short, snapshot, umask=0o022,
-        env={**base_env, "TZ": "UTC", "LANG": "C.UTF-8", "HOME": str(short), "PYTHONHASHSEED": "0"},
-    )  # fmt: skip
     second = build_in(
         long, snapshot, umask=0o077,
         env={
-            **base_env, "TZ": "Pacific/Kiritimati", "LANG": "de_DE.UTF-8", "LC_ALL": "tr_TR.UTF-8",
+            **BASE_ENV, "TZ": "Pacific/Kiritimati", "LANG": "de_DE.UTF-8", "LC_ALL": "tr_TR.UTF-8",
             "HOME": str(long), "PYTHONHASHSEED": "4242", "SOURCE_DATE_EPOCH": "1700000000",
         },
     )  # fmt: skip
-    assert len(str(first)) != len(str(second))
+    assert len(str(first_build)) != len(str(second))
     assert (second.parent.parent / "pyproject.toml").stat().st_mode & 0o077 == 0, "umask 077 did not apply"
-    return first, second
+    return first_build, second
 
 
 def test_two_builds_in_different_folders_are_byte_identical(two_builds: tuple[Path, Path]) -> None:
@@ -101,9 +115,9 @@ def test_two_builds_in_different_folders_are_byte_identical(two_builds: tuple[Pa
     assert manifest["artifacts"]["ingest.zip"]["sha256"] == sha256(first / "ingest.zip")
 
 
-def test_no_record_lists_a_file_that_is_not_shipped(two_builds: tuple[Path, Path]) -> None:
+def test_no_record_lists_a_file_that_is_not_shipped(first_build: Path) -> None:
     """jmespath's RECORD listed bin/jp.py, whose shebang names the build's interpreter (issue 15)."""
-    with zipfile.ZipFile(two_builds[0] / "ingest.zip") as archive:
+    with zipfile.ZipFile(first_build / "ingest.zip") as archive:
         names = set(archive.namelist())
         records = [n for n in names if n.endswith(".dist-info/RECORD")]
         assert any(r.startswith("jmespath-") for r in records)
@@ -124,8 +138,8 @@ def test_a_shipped_file_that_names_the_build_folder_fails_the_build(tmp_path: Pa
         package_lambdas.check_no_build_paths({"ok.py": clean, "x.dist-info/direct_url.json": leaky}, [tmp_path])
 
 
-def test_package_contents(two_builds: tuple[Path, Path]) -> None:
-    with zipfile.ZipFile(two_builds[0] / "ingest.zip") as archive:
+def test_package_contents(first_build: Path) -> None:
+    with zipfile.ZipFile(first_build / "ingest.zip") as archive:
         infos = archive.infolist()
     names = [info.filename for info in infos]
     assert names == sorted(names)
@@ -166,8 +180,8 @@ def wheels() -> dict[tuple[str, str], Path]:
 
 
 @pytest.mark.parametrize("name", ["ingest", "api"])
-def test_sbom_lists_exactly_the_distributions_in_the_zip(two_builds: tuple[Path, Path], name: str) -> None:
-    dist = two_builds[0]
+def test_sbom_lists_exactly_the_distributions_in_the_zip(first_build: Path, name: str) -> None:
+    dist = first_build
     zip_path, sbom_path = dist / f"{name}.zip", dist / f"{name}.cdx.json"
     assert sbom.check_sbom(zip_path, sbom_path, wheels=wheels(), lock=LOCK) == []
     bom = json.loads(sbom_path.read_text())
@@ -205,19 +219,17 @@ def _edit_bom(source: Path, target: Path, edit: str) -> None:
         ("subject", "subject hash"),
     ],
 )
-def test_sbom_check_catches_an_sbom_that_lies(
-    two_builds: tuple[Path, Path], tmp_path: Path, edit: str, message: str
-) -> None:
-    dist = two_builds[0]
+def test_sbom_check_catches_an_sbom_that_lies(first_build: Path, tmp_path: Path, edit: str, message: str) -> None:
+    dist = first_build
     lie = tmp_path / "ingest.cdx.json"
     _edit_bom(dist / "ingest.cdx.json", lie, edit)
     problems = sbom.check_sbom(dist / "ingest.zip", lie, wheels=wheels(), lock=LOCK)
     assert any(message in p for p in problems), problems
 
 
-def test_sbom_check_catches_a_zip_whose_files_are_not_the_wheels(two_builds: tuple[Path, Path], tmp_path: Path) -> None:
+def test_sbom_check_catches_a_zip_whose_files_are_not_the_wheels(first_build: Path, tmp_path: Path) -> None:
     """A file of a listed distribution changed inside the zip: its RECORD row and the wheel both disagree."""
-    dist = two_builds[0]
+    dist = first_build
     tampered = tmp_path / "ingest.zip"
     with zipfile.ZipFile(dist / "ingest.zip") as source, zipfile.ZipFile(tampered, "w") as target:
         for info in source.infolist():
@@ -241,16 +253,18 @@ def verify(dist: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("tamper", ["none", "zip", "sbom", "extra-file", "missing-zip", "commit"])
-def test_verify_artifacts_checks_dist_against_the_manifest(
-    two_builds: tuple[Path, Path], tmp_path: Path, tamper: str
-) -> None:
-    dist = shutil.copytree(two_builds[0], tmp_path / "lambda")
+@pytest.mark.parametrize("tamper", ["none", "zip", "zip-same-size", "sbom", "extra-file", "missing-zip", "commit"])
+def test_verify_artifacts_checks_dist_against_the_manifest(first_build: Path, tmp_path: Path, tamper: str) -> None:
+    dist = shutil.copytree(first_build, tmp_path / "lambda")
     commit = json.loads((dist / "manifest.json").read_text())["commit"]
     expect = ["--commit", commit]
     if tamper == "zip":
         with (dist / "api.zip").open("ab") as handle:
             handle.write(b"\0")
+    elif tamper == "zip-same-size":  # one byte changed, the size kept: only a digest can tell
+        data = bytearray((dist / "api.zip").read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        (dist / "api.zip").write_bytes(bytes(data))
     elif tamper == "sbom":
         (dist / "api.cdx.json").write_text((dist / "api.cdx.json").read_text().replace('"1.6"', '"1.5"'))
     elif tamper == "extra-file":
@@ -265,8 +279,8 @@ def test_verify_artifacts_checks_dist_against_the_manifest(
         assert "FAIL" in result.stdout
 
 
-def test_the_manifest_records_what_the_issue_asks(two_builds: tuple[Path, Path]) -> None:
-    manifest = json.loads((two_builds[0] / "manifest.json").read_text())
+def test_the_manifest_records_what_the_issue_asks(first_build: Path) -> None:
+    manifest = json.loads((first_build / "manifest.json").read_text())
     assert re.fullmatch(r"[0-9a-f]{40}", manifest["commit"])
     assert set(manifest["locks"]) == {"requirements/lambda.txt", "requirements/dev.txt"}
     assert manifest["locks"]["requirements/lambda.txt"] == sha256(LOCK)
@@ -275,11 +289,11 @@ def test_the_manifest_records_what_the_issue_asks(two_builds: tuple[Path, Path])
     assert manifest["target"]["wheel_tags"] and manifest["builder"]["zlib"]
     for name in ("ingest.zip", "api.zip"):
         entry = manifest["artifacts"][name]
-        data = (two_builds[0] / name).read_bytes()
+        data = (first_build / name).read_bytes()
         assert entry["sha256"] == hashlib.sha256(data).hexdigest() and entry["size"] == len(data)
         assert entry["code_sha256"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
-        assert entry["sbom"]["sha256"] == sha256(two_builds[0] / entry["sbom"]["file"])
-    sums = (two_builds[0] / "SHA256SUMS").read_text().splitlines()
+        assert entry["sbom"]["sha256"] == sha256(first_build / entry["sbom"]["file"])
+    sums = (first_build / "SHA256SUMS").read_text().splitlines()
     assert f"{manifest['artifacts']['api.zip']['sha256']}  api.zip" in sums
 
 

@@ -91,6 +91,14 @@ def test_oversized_payload_rejected() -> None:
         parse_event(json.dumps(make_event(payload={"blob": "x" * MAX_PAYLOAD_BYTES})))
 
 
+def test_the_payload_bound_is_32_kib_of_compact_json() -> None:
+    # The contract's number, written out (not the constant): 32,768 bytes pass, one more is refused.
+    at_the_bound = {"blob": "x" * (32 * 1024 - len('{"blob":""}'))}
+    parse_event(json.dumps(make_event(payload=at_the_bound)))
+    with pytest.raises(InvalidEventError, match="payload: is 32769 bytes, more than 32768"):
+        parse_event(json.dumps(make_event(payload={"blob": at_the_bound["blob"] + "x"})))
+
+
 def test_oversized_record_rejected_before_parsing() -> None:
     with pytest.raises(InvalidEventError, match="record is"):
         parse_event("{" + " " * 300_000 + "}")

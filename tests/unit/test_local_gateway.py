@@ -12,8 +12,10 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
+import hcl2
 import pytest
 
 from rampart.api.openapi import openapi_json
@@ -34,6 +36,16 @@ from rampart.local.gateway import (
     start_in_thread,
 )
 from rampart.local.workers import MAX_RESPONSE_PAYLOAD_BYTES, LambdaWorkerPool, ThreadInvoker, WorkerStartError
+
+GATEWAY_RESPONSES_TF = Path(__file__).resolve().parents[2] / "iac" / "modules" / "api" / "gateway_responses.tf"
+
+
+def terraform_gateway_response_headers() -> dict[str, str]:
+    """The headers every API Gateway gateway response carries in the Terraform (local.gateway_security_headers)."""
+    with GATEWAY_RESPONSES_TF.open(encoding="utf-8") as f:
+        parsed = hcl2.load(f)
+    [headers] = [block["gateway_security_headers"] for block in parsed["locals"] if "gateway_security_headers" in block]
+    return {name.strip('"'): value.strip('"') for name, value in headers.items()}
 
 
 class Clock:
@@ -346,8 +358,12 @@ def test_the_openapi_document_is_served_without_a_key() -> None:
 
 
 def test_the_security_headers_have_valid_values() -> None:
-    assert GATEWAY_RESPONSE_HEADERS["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    # Literally what the API's gateway responses carry in Terraform (read from the HCL: the twin cannot drift).
+    assert terraform_gateway_response_headers() == GATEWAY_RESPONSE_HEADERS
+    assert GATEWAY_RESPONSE_HEADERS["Strict-Transport-Security"] == "max-age=63072000; includeSubDomains; preload"
     assert GATEWAY_RESPONSE_HEADERS["X-Frame-Options"] == "DENY"
+    assert GATEWAY_RESPONSE_HEADERS["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert GATEWAY_RESPONSE_HEADERS["X-Content-Type-Options"] == "nosniff"
     # Permissions-Policy is a structured-field dictionary: feature=(allowlist); "()" alone is not valid.
     import re  # noqa: PLC0415
 

@@ -190,8 +190,10 @@ data "aws_iam_policy_document" "deploy" {
       values   = ["secretsmanager.${local.region}.amazonaws.com"]
     }
 
+    # Encryption-context keys are strings (Secrets Manager's documentation compares this one with String
+    # operators; parliament flags an ARN operator on it as a type mismatch).
     condition {
-      test     = "ArnLike"
+      test     = "StringLike"
       variable = "kms:EncryptionContext:SecretARN"
       values   = [local.smoke_test_key_arn_pattern]
     }

@@ -106,6 +106,7 @@ class CursorKeyring:
         self._keys: Keys = ()
         self._codec: CursorCodec | None = None
         self._forced_at: float | None = None
+        self.forced_reads = 0  # reads a cursor signed with an unknown key caused (a staged rotation causes none)
 
     def codec(self, force: bool = False) -> CursorCodec:
         try:
@@ -133,6 +134,7 @@ class CursorKeyring:
                 if self._forced_at is not None and now - self._forced_at < self._min_forced_refresh_s:
                     raise
                 self._forced_at = now
+                self.forced_reads += 1
             return self.codec(force=True).decode(cursor, digest)
 
 

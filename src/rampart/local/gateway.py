@@ -83,12 +83,13 @@ LENGTH_REQUIRED: Answer = (411, "LengthRequiredException", "Length Required")
 # The headers on every answer the gateway gives itself (403, 429, 413, 502, 504, framing errors): the same set
 # the API's gateway responses carry in Terraform (iac/modules/api). The handler sets its own on its responses.
 GATEWAY_RESPONSE_HEADERS: dict[str, str] = {
-    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    "Strict-Transport-Security": "max-age=63072000; includeSubDomains; preload",
     "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Resource-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 
