@@ -180,3 +180,15 @@ def test_a_transaction_run_again_after_a_dropped_connection_sends_every_row_agai
     assert result.stored == len(records) and len(sink.rows) == len(records)
     first_attempt = 1  # the chunk sent before the drop
     assert _in_order(sink.statements[first_attempt:])
+
+
+@pytest.mark.parametrize("position", [0, 150, 299])
+def test_a_record_that_is_not_an_object_fails_the_batch_whole_as_one_statement_would(position: int) -> None:
+    """A bug-shaped input the validation does not expect: the batch fails, nothing is stored (the handler then returns
+    every record to the queue), and the streamed path stops instead of looping."""
+    records: list[Any] = _batch(300, seed=9)
+    records.insert(position, ["not", "an", "object"])
+    for sink in (PlainSink(), StreamingSink()):
+        with pytest.raises(AttributeError):
+            process_batch(records, sink, None)
+        assert sink.rows == {}

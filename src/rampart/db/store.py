@@ -90,7 +90,8 @@ class RowStream(Protocol):
 # While a streamed insert waits for PostgreSQL, psycopg2 calls a wait callback instead of blocking in libpq; the
 # callback is process-wide, so it is installed while at least one streamed insert runs, and each thread says which
 # of its connections may do the validation work while waiting (every other wait is a plain wait, as psycopg2's own
-# psycopg2.extras.wait_select).
+# psycopg2.extras.wait_select). psycopg2 refuses COPY while a wait callback is installed: no Rampart process runs
+# COPY next to the ingest.
 _job = threading.local()
 _install = threading.Lock()
 _installed = 0

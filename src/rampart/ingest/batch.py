@@ -210,8 +210,10 @@ class _StreamedBatch:
         self._is_valid: list[bool] = []  # per validated record (in self._order): did it end in valid?
 
     def advance(self) -> bool:
+        before = len(self._is_valid)
         self._is_valid.extend(islice(self._steps, _STEP))
-        return len(self._is_valid) < len(self._order)
+        # Fewer than a step: the records are all validated (or validation raised, and the batch fails whole).
+        return len(self._is_valid) - before == _STEP and len(self._is_valid) < len(self._order)
 
     def has_rows(self) -> bool:
         while not self._valid and self.advance():
@@ -249,11 +251,14 @@ class _StreamedBatch:
     def _finish(self, valid_too: bool) -> None:
         while self.advance():
             pass
+        # (Shorter than the order only when validation itself raised: the batch then fails whole, as it would have.)
+        validated = zip(self._order, self._is_valid, strict=False)
         if valid_too:
-            valid_at = [i for i, ok in zip(self._order, self._is_valid, strict=True) if ok]
+            valid_at = [i for i, ok in validated if ok]
             self._valid[:] = [v for _, v in sorted(zip(valid_at, self._valid, strict=True), key=itemgetter(0))]
+            validated = zip(self._order, self._is_valid, strict=False)
         if rejected := self._result.rejected:
-            rejected_at = [i for i, ok in zip(self._order, self._is_valid, strict=True) if not ok]
+            rejected_at = [i for i, ok in validated if not ok]
             rejected[:] = [r for _, r in sorted(zip(rejected_at, rejected, strict=True), key=itemgetter(0))]
 
 
