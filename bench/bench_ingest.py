@@ -136,7 +136,6 @@ class _ParameterOnlyDatabase:
     def run(self, work: Callable[[Any], int]) -> int:
         class Cursor:
             rowcount = 0  # every row counts as a duplicate: the handler's work is the same
-            connection = None  # no psycopg2 connection: a streamed insert never waits
 
             def execute(self, _sql: str, _params: Sequence[str]) -> None:
                 return None

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import select
-import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-import psycopg2.extensions
 import psycopg2.extras
 
 from rampart.db.connection import Database
@@ -20,10 +16,9 @@ from rampart.events import StorageRow
 
 psycopg2.extras.register_uuid()  # type: ignore[no-untyped-call]
 
-# One statement for the whole batch (a large batch: the same statement once per chunk, in one transaction, while
-# the next chunk is validated; see insert_events_streamed). The rows travel as ONE parameter, a JSON array that
-# PostgreSQL unpacks server-side: far cheaper than thousands of client-side adapted literals (see docs/benchmarks.md).
-# Each row is [event_id, source, type, occurred_at, payload], the validator's canonical values (storage_row):
+# One statement for the whole batch. The rows travel as ONE parameter, a JSON array that PostgreSQL unpacks
+# server-side: far cheaper than thousands of client-side adapted literals (see docs/benchmarks.md). Each row is
+# [event_id, source, type, occurred_at, payload], the validator's canonical values (rampart.events.storage_row):
 # nothing of the producer's text is parsed here. ON CONFLICT makes a redelivery a no-op; the row count tells new
 # rows from duplicates.
 INSERT_EVENTS = """
@@ -70,78 +65,6 @@ LIMIT %(points)s
 """
 
 
-class RowStream(Protocol):
-    """Rows that are still being validated while the store inserts the first ones (see insert_events_streamed)."""
-
-    def has_rows(self) -> bool:
-        """Validate until one row is ready or none can be; whether any is."""
-        ...
-
-    def advance(self) -> bool:
-        """Validate a few more records (a few microseconds each); False once none is left."""
-        ...
-
-    def chunks(self) -> Iterator[Sequence[StorageRow]]:
-        """The rows to insert, chunk by chunk, from the first row again at every call; each chunk sorted by
-        event_id and after the previous one (raising instead if that order cannot be kept)."""
-        ...
-
-
-# While a streamed insert waits for PostgreSQL, psycopg2 calls a wait callback instead of blocking in libpq; the
-# callback is process-wide, so it is installed while at least one streamed insert runs, and each thread says which
-# of its connections may do the validation work while waiting (every other wait is a plain wait, as psycopg2's own
-# psycopg2.extras.wait_select). psycopg2 refuses COPY while a wait callback is installed: no Rampart process runs
-# COPY next to the ingest.
-_job = threading.local()
-_install = threading.Lock()
-_installed = 0
-_previous_wait: Callable[[Any], Any] | None = None
-
-
-def _wait(conn: Any) -> None:
-    job = getattr(_job, "current", None)
-    work = job[1] if job is not None and job[0] is conn else None
-    if work is None and _previous_wait is not None:
-        _previous_wait(conn)
-        return
-    while True:
-        state = conn.poll()
-        if state == psycopg2.extensions.POLL_OK:
-            return
-        if work is not None and work():
-            continue  # validated a few records; look at the connection again
-        work = None  # nothing left to do: wait for the socket
-        if state == psycopg2.extensions.POLL_READ:
-            select.select([conn.fileno()], [], [])
-        elif state == psycopg2.extensions.POLL_WRITE:
-            select.select([], [conn.fileno()], [])
-        else:
-            raise psycopg2.OperationalError(f"unexpected state from poll: {state}")
-
-
-@contextlib.contextmanager
-def _working_while_waiting(conn: Any, work: Callable[[], bool]) -> Iterator[None]:
-    global _installed, _previous_wait  # noqa: PLW0603 - psycopg2's wait callback is process-wide
-    with _install:
-        if _installed == 0:
-            _previous_wait = psycopg2.extensions.get_wait_callback()
-            psycopg2.extensions.set_wait_callback(_wait)
-        _installed += 1
-    _job.current = (conn, work)
-    try:
-        yield
-    finally:
-        _job.current = None
-        with _install:
-            _installed -= 1
-            if _installed == 0:
-                psycopg2.extensions.set_wait_callback(_previous_wait)
-
-
-def _json_array(rows: Sequence[StorageRow]) -> str:
-    return "[" + ",".join(row for _, row in rows) + "]"
-
-
 @dataclass(frozen=True)
 class EventRow:
     """One stored event: its keyset position and its JSON text (the API's item representation)."""
@@ -186,28 +109,6 @@ class EventStore:
         def work(cur: Any) -> int:
             cur.execute(INSERT_EVENTS, params)
             return int(cur.rowcount)
-
-        return self.db.run(work)
-
-    def insert_events_streamed(self, rows: RowStream) -> int:
-        """Insert validated events while they are being validated; return how many rows were new.
-
-        The same statement as insert_events, once per chunk, in one transaction: while PostgreSQL inserts a chunk,
-        the records of the next are validated (``rows.advance()``, called from psycopg2's wait callback), so the
-        Python work and the database's overlap instead of adding up. Every chunk is sorted by event_id and comes
-        after the previous one, so the transaction takes its locks in event_id order as insert_events does. A
-        retried transaction (a dropped connection) starts again from the first row.
-        """
-        if not rows.has_rows():
-            return 0
-
-        def work(cur: Any) -> int:
-            inserted = 0
-            with _working_while_waiting(cur.connection, rows.advance):
-                for chunk in rows.chunks():
-                    cur.execute(INSERT_EVENTS, (_json_array(chunk),))
-                    inserted += int(cur.rowcount)
-            return inserted
 
         return self.db.run(work)
 
