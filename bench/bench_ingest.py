@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> Result:
     batches = [int(b) for b in args.batches.split(",")]
     n, n_single = (1_000, 200) if args.smoke else (args.events, args.per_record_events)
     result = Result("ingest")
+    load_before = os.getloadavg()[0]
     print(f"== ingest throughput ({n} events per run; per-record baseline on {n_single})", flush=True)
     with production_like_postgres() as pg:
         bodies = _bodies(n)
@@ -262,6 +263,8 @@ def main(argv: list[str] | None = None) -> Result:
                     f"{cpu['process_batch']:.1f} µs in `process_batch` (parse, validate, the statement's parameter), "
                     f"{cpu['handler']:.1f} µs in the whole handler (with Powertools' logging and the EMF metric lines)."
                 )
+    # Other work on the same cores moves every figure: say how busy the machine was.
+    result.notes.append(f"Load average (1 min) at the start and the end: {load_before:.2f}, {os.getloadavg()[0]:.2f}.")
     if not args.smoke and sorted(batches) == [10, 100, 1000]:
         result.save()
     return result
