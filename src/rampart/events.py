@@ -431,6 +431,23 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 # One decoder for every record: json.loads(..., parse_float=...) would build a new decoder per call.
 # Integers keep the C parser (a hook would cost ~0.15 µs each); one too long for the limit is found by the walk.
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_exact_number, object_pairs_hook=_unique_keys)
+# The scanner decode() calls (see _decode): an attribute of every JSONDecoder, which typeshed does not declare.
+_scan: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+
+
+def _decode(body: str) -> Any:
+    """``_DECODER.decode(body)``, 0.5 µs cheaper per record. decode() skips whitespace around the value, calls the
+    scanner and refuses text after the value; when the value fills the whole text (no whitespace around it: the
+    usual case), the scanner's answer is decode()'s. Anything else, errors included, goes through decode() itself,
+    so every result and every message is decode()'s own."""
+    try:
+        data, end = _scan(body, 0)
+    except (StopIteration, ValueError):
+        end = -1
+    if end == len(body):
+        return data
+    _growth.bytes = 0  # the scanner may have counted some numbers already
+    return _DECODER.decode(body)
 
 
 def parse_event(body: str, now: dt.datetime | None = None) -> Event:
@@ -448,26 +465,32 @@ def parse_event(body: str, now: dt.datetime | None = None) -> Event:
         raise InvalidEventError(f"payload is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
     _growth.bytes = 0
     try:
-        data = _DECODER.decode(body)
+        data = _decode(body)
     except InvalidEventError:
         raise
     except ValueError as exc:
         if str(exc).startswith("Exceeds the limit"):  # Python's own bound on integer digits (4300)
             raise InvalidEventError(f"payload: an integer is {_OUT_OF_RANGE}") from None
         raise InvalidEventError(f"not valid JSON: {exc}") from None
-    checks = {
-        "walk": raw_surrogates
+    walk = (
+        raw_surrogates
         or ("\\u" in body and _SUSPICIOUS_ESCAPE.search(body) is not None)
-        or (size > MAX_NUMBER_EXPONENT and _LONG_DIGITS.search(body) is not None),
-        # Compact re-serialisation never makes strings, keys or integers longer than their JSON text; only
-        # exponent numbers grow. Below this bound the payload cannot be too large, so the exact measure is skipped.
-        "size": size + _growth.bytes > MAX_PAYLOAD_BYTES,
-    }
-    return validate_event(data, checks, now)
+        or (size > MAX_NUMBER_EXPONENT and _LONG_DIGITS.search(body) is not None)
+    )
+    # Compact re-serialisation never makes strings, keys or integers longer than their JSON text; only exponent
+    # numbers grow. Below this bound the payload cannot be too large, so the exact measure is skipped.
+    return _validated(data, walk, size + _growth.bytes > MAX_PAYLOAD_BYTES, now)
 
 
 def validate_event(data: object, checks: dict[str, bool] | None = None, now: dt.datetime | None = None) -> Event:
     """Validate a parsed event against the whole contract, ``occurred_at``'s window at ``now`` included."""
+    if checks is None:
+        return _validated(data, True, True, now)
+    return _validated(data, checks["walk"], checks["size"], now)
+
+
+def _validated(data: object, walk: bool, size_check: bool, now: dt.datetime | None) -> Event:
+    """validate_event; ``walk`` and ``size_check`` say which of the payload's bounds can possibly fail."""
     if not isinstance(data, dict):
         raise InvalidEventError("an event must be a JSON object")
     try:
@@ -480,12 +503,12 @@ def validate_event(data: object, checks: dict[str, bool] | None = None, now: dt.
         raise InvalidEventError(f"schema violation: {problems}") from None
     if problem := window_problem(event["occurred_at"], now or dt.datetime.now(dt.UTC)):
         raise InvalidEventError(f"schema violation: occurred_at: {problem}")
-    # The payload's bounds. ``checks`` comes from parse_event, which tells from the raw text which of them can
-    # possibly fail; without it, all run.
+    # The payload's bounds. parse_event tells from the raw text which of them can possibly fail; validate_event
+    # without ``checks`` runs all.
     try:
-        if checks is None or checks["walk"]:
+        if walk:
             _check_json_value(event["payload"], depth=1)
-        if checks is None or checks["size"]:
+        if size_check:
             size = canonical_size(event["payload"])
             if size > MAX_PAYLOAD_BYTES:
                 raise ValueError(f"is {size} bytes, more than {MAX_PAYLOAD_BYTES}")
