@@ -118,3 +118,13 @@ def test_emit_never_raises() -> None:
 
     metrics.emit_batch_metrics(broken, BatchResult(stored=3), now=NOW)
     metrics.emit_batch_metrics([_record("a")], BatchResult(stored=1), now=NOW, write=explode)
+
+
+def test_the_age_since_occurred_at_is_the_validators_instant_not_a_second_parse_of_the_body() -> None:
+    # RFC 3339 allows a lowercase 't' and 'z', which Python 3.11's fromisoformat refuses: a second parser here
+    # would drop the record from the SLI (or disagree with what was stored). The batch hands over its instant.
+    instant = dt.datetime.fromtimestamp(SENT_MS / 1000 - 100, dt.UTC)
+    record = _record("lower", occurred=instant.strftime("%Y-%m-%dt%H:%M:%Sz"))
+    result = BatchResult(stored=1, occurred_at={"lower": instant})
+    [document] = metrics.emf_documents([record], result, NOW, "f")
+    assert document[metrics.OCCURRED_TO_STORED] == [112.5]

@@ -48,13 +48,17 @@ def stored_ages(records: Sequence[dict[str, Any]], result: BatchResult, now: flo
     failed = set(result.retry) | {rejected.message_id for rejected in result.rejected}
     since_sent: list[float] = []
     since_occurred: list[float] = []
+    validated = result.occurred_at
     for record in records:
-        if str(record.get("messageId", "")) in failed:
+        message_id = str(record.get("messageId", ""))
+        if message_id in failed:
             continue
         sent = _sent_seconds(record)
         if sent is not None:
             since_sent.append(round(max(0.0, now - sent), 3))
-        occurred = _occurred_seconds(record)
+        # The validator's instant when the batch kept it (no second parse of the body); the body otherwise.
+        instant = validated.get(message_id)
+        occurred = instant.timestamp() if instant is not None else _occurred_seconds(record)
         if occurred is not None:
             since_occurred.append(round(max(0.0, now - occurred), 3))
     return since_sent, since_occurred
