@@ -33,7 +33,9 @@ def rds_clients(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 def _factory(created: list[Any]) -> Any:
     def make(service: str) -> Any:
-        client = boto3.client(service, region_name="eu-west-1")
+        # A session of its own: boto3's default session caches the credentials it resolved first, so another
+        # test's (moto's) credentials could otherwise reach this one.
+        client = boto3.session.Session().client(service, region_name="eu-west-1")
         created.append(client)
         return client
 
