@@ -165,6 +165,7 @@ class RampartClient:
         max_retry_after: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         parts = urllib.parse.urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -182,6 +183,7 @@ class RampartClient:
         self.max_retry_after = max_retry_after
         self._sleep = sleep
         self._jitter = jitter
+        self._clock = clock  # wall clock, for a Retry-After given as an HTTP date
         handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
         if parts.hostname in _LOOPBACK:
             handlers.append(urllib.request.ProxyHandler({}))  # never send loopback traffic to a proxy
@@ -319,9 +321,8 @@ class RampartClient:
             raise RampartApiError(status, "invalid_response", "the response is not a JSON object")
         return parsed
 
-    @staticmethod
-    def _error(status: int, body: bytes, headers: Any) -> RampartApiError:
-        retry_after = _retry_after(headers.get("Retry-After") if headers else None, time.time())
+    def _error(self, status: int, body: bytes, headers: Any) -> RampartApiError:
+        retry_after = _retry_after(headers.get("Retry-After") if headers else None, self._clock())
         try:
             parsed = json.loads(body)
         except ValueError:

@@ -116,16 +116,17 @@ def test_429_with_retry_after_is_retried_after_waiting_at_least_that_long(server
 
 def test_503_with_an_http_date_retry_after_is_honoured(server: tuple[str, Script]) -> None:
     url, script = server
-    when = email.utils.format_datetime(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30), usegmt=True)
+    now = dt.datetime(2026, 11, 30, 12, 0, 0, tzinfo=dt.UTC)  # the client's clock, pinned: no wall-clock race
+    when = email.utils.format_datetime(now + dt.timedelta(seconds=30), usegmt=True)
     script.answers = [
         Answer(503, envelope("unavailable", "the service is temporarily unavailable"), {"Retry-After": when}),
         Answer(503, envelope("unavailable", "the service is temporarily unavailable"), {"Retry-After": "1"}),
         Answer(200, {"status": "ok", "database": "ok"}),
     ]
     sleeps = Sleeps()
-    client = RampartClient(url, "k" * 20, sleep=sleeps, jitter=lambda: 0.0)
+    client = RampartClient(url, "k" * 20, sleep=sleeps, jitter=lambda: 0.0, clock=now.timestamp)
     assert client.health().database == "ok"
-    assert 28 <= sleeps.calls[0] <= 31
+    assert sleeps.calls[0] == 30.0
     assert sleeps.calls[1] == 1.0
 
 

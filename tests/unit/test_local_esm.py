@@ -88,19 +88,25 @@ def test_only_records_not_reported_failed_are_deleted(endpoint: str, queue: Queu
     send(endpoint, queue, ["ok-1", "fail-2", "ok-3", "fail-4", "ok-5"])
     handler = Handler()
     esm = mapping(endpoint, queue, handler, batch_size=10)
-    handled = 0
-    deadline = time.monotonic() + 5
-    while handled < 5 and time.monotonic() < deadline:
-        handled += esm.run_once()
-    assert handled == 5
-    assert depth(endpoint, queue) == (0, 2)  # the two failures are in flight, the three successes deleted
-    time.sleep(1.2)  # visibility timeout: the failures come back, and only they
+
+    def bodies() -> list[str]:
+        return [r["body"] for e in handler.events for r in e["Records"]]
+
+    deadline = time.monotonic() + 60  # generous: polled conditions, not timings
+    while len(set(bodies())) < 5 and time.monotonic() < deadline:
+        esm.run_once()
+    assert sorted(set(bodies())) == ["fail-2", "fail-4", "ok-1", "ok-3", "ok-5"]
+    # The three successes are deleted, the two failures stay in the queue (in flight or back already).
+    assert sum(depth(endpoint, queue)) == 2
+    assert esm.stats.snapshot()["deleted"] == 3
+    # After the 1 s visibility timeout the failures come back, and only they.
     handler.events.clear()
-    while esm.run_once() == 0 and time.monotonic() < deadline + 5:
-        pass
+    while sorted(set(bodies())) != ["fail-2", "fail-4"] and time.monotonic() < deadline:
+        esm.run_once()
+        assert set(bodies()) <= {"fail-2", "fail-4"}
+    assert sorted(set(bodies())) == ["fail-2", "fail-4"]
     redelivered = [r for e in handler.events for r in e["Records"]]
-    assert sorted(r["body"] for r in redelivered) == ["fail-2", "fail-4"]
-    assert all(r["attributes"]["ApproximateReceiveCount"] == "2" for r in redelivered)
+    assert all(int(r["attributes"]["ApproximateReceiveCount"]) >= 2 for r in redelivered)
     assert esm.stats.snapshot()["deleted"] == 3
 
 
@@ -138,12 +144,12 @@ def test_a_handler_exception_fails_the_whole_batch_and_the_poller_lives_on(endpo
     runner = threading.Thread(target=esm.run)
     runner.start()
     try:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60  # generous: a polled condition, not a timing
         while esm.stats.snapshot()["handler_errors"] < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert esm.stats.snapshot()["handler_errors"] >= 2  # it polled again after the first crash
         handler.raise_error = False
-        while depth(endpoint, queue) != (0, 0) and time.monotonic() < deadline + 5:
+        while depth(endpoint, queue) != (0, 0) and time.monotonic() < deadline + 60:
             time.sleep(0.05)
         assert depth(endpoint, queue) == (0, 0)
     finally:
@@ -159,13 +165,13 @@ def test_stop_finishes_the_batch_in_hand(endpoint: str, queue: Queue) -> None:
 
     def slow(event: dict[str, Any], context: Any) -> dict[str, Any]:
         entered.set()
-        release.wait(5)
+        release.wait(60)
         return {"batchItemFailures": []}
 
     esm = mapping(endpoint, queue, slow, poll_wait_s=1)
     runner = threading.Thread(target=esm.run)
     runner.start()
-    assert entered.wait(5)
+    assert entered.wait(60)
     esm.stop()
     time.sleep(0.2)
     assert runner.is_alive()  # still inside the batch
@@ -179,7 +185,9 @@ def test_stop_finishes_the_batch_in_hand(endpoint: str, queue: Queue) -> None:
 def test_batching_window_gathers_more_than_one_receive(endpoint: str, queue: Queue) -> None:
     send(endpoint, queue, [f"ok-{i}" for i in range(25)])
     handler = Handler()
-    esm = mapping(endpoint, queue, handler, batch_size=25, batching_window_s=1)
+    # The window only bounds the wait: the batch closes as soon as it holds 25, so a long window costs nothing
+    # and a loaded machine cannot split the batch.
+    esm = mapping(endpoint, queue, handler, batch_size=25, batching_window_s=60)
     assert esm.run_once() == 25
     assert len(handler.events) == 1 and len(handler.events[0]["Records"]) == 25
 
