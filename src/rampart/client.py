@@ -16,11 +16,15 @@
   (``code``, ``message``, ``request_id``) or API Gateway's ``{"message": ...}``.
 - The API key travels only over HTTPS, except to a loopback address (the local stack); redirects are never
   followed, so the key is never sent to another host.
+- Numbers arrive exactly as the API sent them: a number with a fraction or an exponent becomes a
+  :class:`decimal.Decimal`, never a binary float (``0.1`` stays ``Decimal('0.1')``, ``1e400`` stays finite),
+  so a payload reads back equal to what its producer published.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import email.utils
 import json
 import random
@@ -314,7 +318,7 @@ class RampartClient:
             reason = getattr(exc, "reason", exc)
             raise RampartConnectionError(f"cannot reach {self.base_url}: {reason}") from None
         try:
-            parsed = json.loads(body)
+            parsed = json.loads(body, parse_float=decimal.Decimal)  # exact decimals, as the API sent them
         except ValueError:
             raise RampartApiError(status, "invalid_response", "the response is not JSON") from None
         if not isinstance(parsed, dict):

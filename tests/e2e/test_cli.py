@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import json
 import os
 import queue
@@ -101,7 +102,10 @@ def test_up_serves_until_sigterm_then_leaves_nothing_running(scratch: Path) -> N
         assert len(pids) >= 4 and all(pid_alive(p) for p in pids)
         # publish --file: a bad line is reported with its number, the others still go.
         source = f"e2e-cli-{uuid.uuid4().hex[:8]}"
-        good = [json.dumps(event(source, i=i)) for i in range(3)]
+        # Each payload carries a number no binary float holds: the CLI must print it back digit for digit.
+        exact = "0.1000000000000000055511151231257827"
+        good = [json.dumps(event(source, i=i)).replace('"i": ', f'"amount": {exact}, "i": ') for i in range(3)]
+        assert all(exact in line for line in good)
         events_file = scratch / "events.jsonl"
         events_file.write_text(f"{good[0]}\n{{not json\n{good[1]}\n\n{good[2]}\n")
         published = _run(env, "publish", "--file", str(events_file))
@@ -116,6 +120,8 @@ def test_up_serves_until_sigterm_then_leaves_nothing_running(scratch: Path) -> N
             time.sleep(0.1)
         assert listed.returncode == 0, listed.stderr
         assert sorted(json.loads(line)["payload"]["i"] for line in listed.stdout.splitlines()) == [0, 1, 2]
+        read = [json.loads(line, parse_float=decimal.Decimal) for line in listed.stdout.splitlines()]
+        assert all(item["payload"]["amount"] == decimal.Decimal(exact) for item in read)
         status = _run(env, "status", "--json")
         assert status.returncode == 0, status.stderr
         figures = json.loads(status.stdout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import email.utils
 import json
 import sys
@@ -272,3 +273,15 @@ def test_naive_datetimes_are_refused(server: tuple[str, Script]) -> None:
     url, _ = server
     with pytest.raises(ValueError, match="timezone"):
         RampartClient(url, "k" * 20).get_page(since=dt.datetime(2026, 1, 1))
+
+
+def test_numbers_arrive_exactly_as_the_api_sent_them(server: tuple[str, Script]) -> None:
+    url, script = server
+    numbers = '"amount": 0.1000000000000000055511151231257827, "huge": 1E+400'
+    raw = json.dumps(event_json(7)).replace('"i": 7', f'"i": 7, {numbers}')
+    assert "1E+400" in raw
+    script.answers = [Answer(200, raw.encode())]
+    got = RampartClient(url, "k" * 20).get_event(uuid.UUID(int=8))
+    assert got.payload["amount"] == decimal.Decimal("0.1000000000000000055511151231257827")  # a float would be 0.1
+    assert got.payload["huge"] == decimal.Decimal("1E+400")  # a float would be inf
+    assert got.payload["i"] == 7 and isinstance(got.payload["i"], int)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import decimal
+import json
 import os
 import sys
 import time
@@ -81,6 +83,36 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     return value
+
+
+def dumps_exact(value: Any, *, sort_keys: bool = False, indent: int | None = None) -> str:
+    """JSON text for ``value`` (the output of :func:`jsonable`) with every Decimal written exactly as it is.
+
+    The client reads numbers as Decimal so nothing is lost to binary floats; the standard encoder cannot write a
+    Decimal as a number, so this one does: a finite Decimal is written in its own digits (``0.1`` stays ``0.1``,
+    ``1E+400`` stays ``1E+400``), everything else as ``json.dumps`` would.
+    """
+    pad = "" if indent is None else "\n"
+
+    def dump(item: Any, depth: int) -> str:
+        inner, outer = pad + " " * ((indent or 0) * (depth + 1)), pad + " " * ((indent or 0) * depth)
+        item_sep = "," if indent is not None else ", "
+        if isinstance(item, decimal.Decimal) and item.is_finite():
+            return str(item)
+        if isinstance(item, dict):
+            if not item:
+                return "{}"
+            keys = sorted(item) if sort_keys else list(item)
+            parts = [f"{json.dumps(str(k))}: {dump(item[k], depth + 1)}" for k in keys]
+            return "{" + inner + (item_sep + inner).join(parts) + outer + "}"
+        if isinstance(item, list | tuple):
+            if not item:
+                return "[]"
+            parts = [dump(v, depth + 1) for v in item]
+            return "[" + inner + (item_sep + inner).join(parts) + outer + "]"
+        return json.dumps(item)
+
+    return dump(value, 0)
 
 
 def positive_int(text: str) -> int:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from rampart.cli.common import (
     EXIT_USAGE,
     CliError,
     add_state_file_option,
+    dumps_exact,
     env_or,
     jsonable,
     non_negative_float,
@@ -42,15 +42,15 @@ def cmd_query(args: argparse.Namespace) -> int:
         ):
             if args.max is not None and shown >= args.max:
                 break
-            print(json.dumps(jsonable(event), sort_keys=True))
+            print(dumps_exact(jsonable(event), sort_keys=True))
             shown += 1
         say(f"{shown} event(s)")
     elif args.what == "event":
-        print(json.dumps(jsonable(client.get_event(args.event_id)), indent=2, sort_keys=True))
+        print(dumps_exact(jsonable(client.get_event(args.event_id)), indent=2, sort_keys=True))
     elif args.what == "stats":
-        print(json.dumps(jsonable(client.stats(args.bucket, args.since, args.until)), indent=2))
+        print(dumps_exact(jsonable(client.stats(args.bucket, args.since, args.until)), indent=2))
     else:
-        print(json.dumps(jsonable(client.health()), indent=2))
+        print(dumps_exact(jsonable(client.health()), indent=2))
     return 0
 
 
