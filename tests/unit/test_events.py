@@ -1,10 +1,13 @@
 import datetime as dt
 import json
+import random
+import re
 from decimal import Decimal
 
 import pytest
 
 from rampart.events import (
+    MAX_NUMBER_EXPONENT,
     MAX_PAYLOAD_BYTES,
     MAX_PAYLOAD_DEPTH,
     InvalidEventError,
@@ -13,6 +16,7 @@ from rampart.events import (
     parse_rfc3339,
     storage_row,
 )
+from rampart.events import _has_long_digit_run as has_long_digit_run
 from tests.conftest import make_event
 
 
@@ -345,3 +349,29 @@ def test_two_payloads_are_refused() -> None:
     twice = '{"payload": {}, ' + json.dumps(make_event())[1:]  # which one would a reader see?
     with pytest.raises(InvalidEventError, match="'payload' appears more than once"):
         parse_event(twice)
+
+
+def test_the_digit_run_check_answers_as_the_regular_expression_does() -> None:
+    """parse_event looks for an integer too large (more than 309 digits) in the bytes, not with a regex: the same
+    answer for runs at the bound, digits of other scripts (not JSON digits) and multi-byte characters next to them."""
+    reference = re.compile(f"[0-9]{{{MAX_NUMBER_EXPONENT + 1},}}")
+    assert MAX_NUMBER_EXPONENT + 1 == 309
+    explicit = [
+        "1" * 309,
+        "1" * 308,
+        "x" + "0" * 309 + "x",
+        "1" * 308 + "\u0663",
+        "\u0663" * 400,
+        "\uff11" * 400,
+        "é" + "9" * 309,
+        "9" * 154 + "é" + "9" * 155,
+        "€" + "5" * 308 + "€",
+        "😀" + "7" * 309,
+    ]
+    pieces = ["1" * 308, "2" * 309, "3" * 150, "4" * 159, "-", ".", "e", " ", '"', "é", "€", "😀", "\u0663", "\uff10"]
+    generator = random.Random(20261130)
+    generated = ["".join(generator.choices(pieces, k=generator.randint(1, 8))) for _ in range(400)]
+    answers = {has_long_digit_run(text) for text in explicit + generated}
+    assert answers == {True, False}  # both answers are exercised
+    for text in explicit + generated:
+        assert has_long_digit_run(text) == (reference.search(text) is not None), text
