@@ -393,27 +393,32 @@ def _exact_number(text: str) -> Decimal:
     return number
 
 
+# A JSON string, or an unterminated one running to the end of the text; a backslash escapes the character after it,
+# whatever that is. What _depth_of skips: brackets inside strings are text, not nesting.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+# bytes.translate: "{" becomes "[", "}" becomes "]", every other byte is deleted (no byte of a multi-byte UTF-8
+# character is one of these four).
+_OPEN_AS_BRACKET = bytes(range(256)).replace(b"{", b"[").replace(b"}", b"]")
+_NOT_A_BRACKET = bytes(byte for byte in range(256) if byte not in b"[]{}")
+
+
 def _depth_of(text: str) -> int:
     """Nesting depth of a JSON text, counted before parsing so a deep document cannot exhaust the stack."""
     brackets = text.count("{") + text.count("[")
     if brackets <= MAX_PAYLOAD_DEPTH + 1:
-        return brackets  # cannot be deeper than the number of brackets: skip the character scan
+        return brackets  # cannot be deeper than the number of brackets: skip the scan
+    # The text outside strings, then its brackets in order: a loop in Python over every character took 50 µs for a
+    # 1.7 KB record with 24 brackets, this about 7.
+    # With escapes, the strings are found by the regex engine; without, every quote opens or closes a string, so
+    # every other piece between quotes is outside them.
+    outside = _JSON_STRING.sub("", text) if "\\" in text else "".join(text.split('"')[::2])
+    utf8 = outside.encode("utf-8", errors="surrogatepass")
     depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
+    for bracket in utf8.translate(_OPEN_AS_BRACKET, _NOT_A_BRACKET):  # only the brackets remain, "[" or "]"
+        if bracket == 0x5B:  # [
             depth += 1
             deepest = max(deepest, depth)
-        elif ch in "]}":
+        else:
             depth -= 1
     return deepest
 

@@ -16,6 +16,7 @@ from rampart.events import (
     parse_rfc3339,
     storage_row,
 )
+from rampart.events import _depth_of as depth_of
 from rampart.events import _has_long_digit_run as has_long_digit_run
 from tests.conftest import make_event
 
@@ -375,3 +376,60 @@ def test_the_digit_run_check_answers_as_the_regular_expression_does() -> None:
     assert answers == {True, False}  # both answers are exercised
     for text in explicit + generated:
         assert has_long_digit_run(text) == (reference.search(text) is not None), text
+
+
+def _depth_by_characters(text: str) -> int:
+    """The nesting depth as _depth_of counted it with a character-by-character scan (the reference): the number of
+    brackets when that alone shows it within the bound, the depth outside strings otherwise."""
+    brackets = text.count("{") + text.count("[")
+    if brackets <= MAX_PAYLOAD_DEPTH + 1:
+        return brackets
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def test_the_depth_count_answers_as_the_character_scan_does() -> None:
+    """Brackets inside strings do not count, escaped quotes do not end a string, an unterminated string runs to the
+    end, a backslash outside a string escapes nothing; with and without escapes (the two ways _depth_of finds the
+    strings), valid JSON or not, around the bound where the count alone decides."""
+    deep = "[" * 18 + "]" * 18
+    explicit = [
+        deep,
+        '"' + deep + '"',
+        '["' + "[" * 20 + '"]',
+        '"\\"' + deep,
+        '"\\\\"' + deep,
+        '"' + "\\" + deep,
+        "\\" + '"' + deep,
+        '{"a": "x\\"[[[[", "b": ' + deep + "}",
+        deep + '"unterminated [[[[[[[[[[[[[[[[[[[[',
+        '"é[😀"' + "{" * 19 + "\ud800" + "}" * 19,
+        "{" * 18 + '"\\\n"' + "}" * 18 + "\\",
+    ]
+    pieces = ['"', "[", "]", "{", "}", "[[[[", "]]]]", "a", " ", ":", ",", "é", "😀", "\n", "\ud800"]
+    generator = random.Random(20261201)
+    generated = []
+    for escapes in (False, True):
+        choices = pieces + (["\\", '\\"', "\\\\"] if escapes else [])
+        generated += ["".join(generator.choices(choices, k=generator.randint(1, 60))) for _ in range(600)]
+    depths = [_depth_by_characters(text) for text in explicit + generated]
+    assert min(depths) <= MAX_PAYLOAD_DEPTH + 1 < max(depths)  # both sides of the shortcut are exercised
+    assert any("\\" in t and d > MAX_PAYLOAD_DEPTH + 1 for t, d in zip(explicit + generated, depths, strict=True))
+    for text, expected in zip(explicit + generated, depths, strict=True):
+        assert depth_of(text) == expected, text
