@@ -10,6 +10,7 @@ from rampart.events import (
     MAX_NUMBER_EXPONENT,
     MAX_PAYLOAD_BYTES,
     MAX_PAYLOAD_DEPTH,
+    Event,
     InvalidEventError,
     canonical_size,
     parse_event,
@@ -253,6 +254,27 @@ def test_storage_row_carries_canonical_values() -> None:
     assert json.loads(row)[:4] == [CANONICAL_ID, "billing", "invoice.paid", "2026-01-01T00:00:00.250000+00:00"]
     # Numbers digit for digit (x 10^-3 exactly).
     assert row.endswith('{"amount":1.50,"big":9007199254740.993000000000000000000001,"small":2,"currency":"EUR"}]')
+
+
+def test_the_stored_instant_is_the_utc_isoformat_text_from_year_1_to_9999() -> None:
+    """storage_row writes the instant without asking the datetime for its offset: the text must be what isoformat()
+    writes for it in UTC, at the ends of the calendar, with and without a fraction, whatever offset it was sent in."""
+    generator = random.Random(20261201)
+    instants = [
+        dt.datetime(1, 1, 1, tzinfo=dt.UTC),
+        dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+        dt.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+        dt.datetime(2026, 1, 1, 0, 0, 0, 1, tzinfo=dt.UTC),
+        dt.datetime(2026, 1, 1, 1, 30, 0, 250000, tzinfo=dt.timezone(dt.timedelta(hours=1, minutes=30))),
+    ]
+    instants += [
+        dt.datetime(1, 1, 1, tzinfo=dt.UTC)
+        + dt.timedelta(seconds=generator.randrange(315_537_897_600), microseconds=generator.choice([0, 1, 999_999]))
+        for _ in range(300)
+    ]
+    for instant in instants:
+        event = Event(event_id=CANONICAL_ID, source="s", type="t", occurred_at=instant, payload={})
+        assert json.loads(storage_row(event)[1])[3] == instant.astimezone(dt.UTC).isoformat()
 
 
 @pytest.mark.parametrize(
