@@ -72,7 +72,11 @@ RFC3339_FORM = "YYYY-MM-DDTHH:MM:SS[.fraction](Z|±hh:mm)"
 # In valid JSON text a NUL or a UTF-16 surrogate can only appear as an escape, and an integer too large only as
 # a run of more than 309 digits; without one of these, no walk is needed.
 _SUSPICIOUS_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
-_LONG_DIGITS = re.compile(f"[0-9]{{{MAX_NUMBER_EXPONENT + 1},}}")
+# A run of more than MAX_NUMBER_EXPONENT ASCII digits, looked for in the UTF-8 text with every digit made "0" and
+# every other byte a space (an ASCII digit is one byte in UTF-8, and no byte of another character is one): the same
+# answer as re.search("[0-9]{309,}"), 8x faster (1.1 KB: 6.3 -> 0.8 µs), which every record over 308 bytes pays.
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_LONG_DIGIT_RUN = b"0" * (MAX_NUMBER_EXPONENT + 1)
 _INTEGER_LIMIT = 10 ** (MAX_NUMBER_EXPONENT + 1)
 _OUT_OF_RANGE = f"out of range (magnitude 1e{MAX_NUMBER_EXPONENT + 1} or more)"
 
@@ -261,6 +265,12 @@ def event_json_schema() -> dict[str, Any]:
 StorageRow = tuple[str, str]
 
 
+# The UTC instant's ISO text as ``isoformat()`` writes it for an aware datetime in UTC, 0.2 µs cheaper a record: the
+# same instant as a naive datetime (its isoformat asks no time zone for an offset), then the offset, always +00:00.
+_UTC_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_NAIVE_EPOCH = dt.datetime(1970, 1, 1)  # naive on purpose: see above
+
+
 def storage_row(event: Event) -> StorageRow:
     """The row the store inserts, as one JSON array of the validated values in canonical form: ``event_id``
     (lowercase), ``source``, ``type``, the UTC ``occurred_at``, and the payload written again from the validated
@@ -269,9 +279,10 @@ def storage_row(event: Event) -> StorageRow:
     The first four are safe to write between quotes unescaped: hexadecimal digits and hyphens, identifiers by their
     pattern, and a fixed-format timestamp.
     """
-    event_id, occurred = event["event_id"], event["occurred_at"].isoformat()  # UTC; the fraction only when not zero
+    event_id = event["event_id"]
+    occurred = (_NAIVE_EPOCH + (event["occurred_at"] - _UTC_EPOCH)).isoformat()  # the fraction only when not zero
     payload = payload_json(event["payload"])
-    return event_id, f'["{event_id}","{event["source"]}","{event["type"]}","{occurred}",{payload}]'
+    return event_id, f'["{event_id}","{event["source"]}","{event["type"]}","{occurred}+00:00",{payload}]'
 
 
 # Decimals (JSON numbers with a fraction or an exponent) must be written exactly, which json's encoder cannot do:
@@ -389,27 +400,35 @@ def _exact_number(text: str) -> Decimal:
     return number
 
 
+# A JSON string, or an unterminated one running to the end of the text; a backslash escapes the character after it,
+# whatever that is. What _depth_of skips: brackets inside strings are text, not nesting.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+# bytes.translate: "{" becomes "[", "}" becomes "]", every other byte is deleted but quotes where they are kept (no
+# byte of a multi-byte UTF-8 character is one of these five).
+_OPEN_AS_BRACKET = bytes(range(256)).replace(b"{", b"[").replace(b"}", b"]")
+_NOT_A_BRACKET = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_NOT_A_BRACKET_OR_QUOTE = bytes(byte for byte in range(256) if byte not in b'[]{}"')
+
+
 def _depth_of(text: str) -> int:
     """Nesting depth of a JSON text, counted before parsing so a deep document cannot exhaust the stack."""
     brackets = text.count("{") + text.count("[")
     if brackets <= MAX_PAYLOAD_DEPTH + 1:
-        return brackets  # cannot be deeper than the number of brackets: skip the character scan
+        return brackets  # cannot be deeper than the number of brackets: skip the scan
+    # The brackets outside strings, in order, found without a Python loop over every character (that took 50 µs for a
+    # 1.7 KB record with 24 brackets; this 5).
+    if "\\" in text:  # escapes: the strings are found by the regex engine
+        outside = _JSON_STRING.sub("", text).encode("utf-8", errors="surrogatepass")
+        in_order = outside.translate(_OPEN_AS_BRACKET, _NOT_A_BRACKET)
+    else:  # every quote opens or closes a string: of the quotes and brackets, keep what lies outside each pair
+        marks = text.encode("utf-8", errors="surrogatepass").translate(_OPEN_AS_BRACKET, _NOT_A_BRACKET_OR_QUOTE)
+        in_order = b"".join(marks.split(b'"')[::2])
     depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
+    for bracket in in_order:
+        if bracket == 0x5B:  # [
             depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
+            deepest = depth if depth > deepest else deepest  # not max(): a call costs more than the rest of the loop
+        else:
             depth -= 1
     return deepest
 
@@ -454,11 +473,14 @@ def parse_event(body: str, now: dt.datetime | None = None) -> Event:
     """Parse and validate one event from its JSON text, or raise :class:`InvalidEventError`. ``now`` is the clock
     reading ``occurred_at`` is checked against (a batch reads the clock once); the current time by default."""
     raw_surrogates = False
-    try:
-        size = len(body.encode("utf-8"))
-    except UnicodeEncodeError:
-        raw_surrogates = True
-        size = len(body.encode("utf-8", errors="surrogatepass"))
+    if body.isascii():  # a flag CPython keeps on every str: one byte a character, and no surrogate
+        size = len(body)
+    else:
+        try:
+            size = len(body.encode("utf-8"))
+        except UnicodeEncodeError:
+            raw_surrogates = True
+            size = len(body.encode("utf-8", errors="surrogatepass"))
     if size > MAX_RECORD_BYTES:
         raise InvalidEventError(f"record is {size} bytes, more than {MAX_RECORD_BYTES}")
     if _depth_of(body) > MAX_PAYLOAD_DEPTH + 1:
@@ -474,12 +496,18 @@ def parse_event(body: str, now: dt.datetime | None = None) -> Event:
         raise InvalidEventError(f"not valid JSON: {exc}") from None
     walk = (
         raw_surrogates
-        or ("\\u" in body and _SUSPICIOUS_ESCAPE.search(body) is not None)
-        or (size > MAX_NUMBER_EXPONENT and _LONG_DIGITS.search(body) is not None)
+        # Every JSON escape starts with a backslash: when there is none (a memchr), there is no \u escape either.
+        or ("\\" in body and _SUSPICIOUS_ESCAPE.search(body) is not None)
+        or (size > MAX_NUMBER_EXPONENT and _has_long_digit_run(body))
     )
     # Compact re-serialisation never makes strings, keys or integers longer than their JSON text; only exponent
     # numbers grow. Below this bound the payload cannot be too large, so the exact measure is skipped.
     return _validated(data, walk, size + _growth.bytes > MAX_PAYLOAD_BYTES, now)
+
+
+def _has_long_digit_run(text: str) -> bool:
+    """Whether ``text`` holds more than MAX_NUMBER_EXPONENT ASCII digits in a row (a JSON integer too large)."""
+    return _LONG_DIGIT_RUN in text.encode("utf-8", errors="surrogatepass").translate(_DIGITS_AS_ZERO)
 
 
 def validate_event(data: object, checks: dict[str, bool] | None = None, now: dt.datetime | None = None) -> Event:

@@ -1,18 +1,24 @@
 import datetime as dt
 import json
+import random
+import re
 from decimal import Decimal
 
 import pytest
 
 from rampart.events import (
+    MAX_NUMBER_EXPONENT,
     MAX_PAYLOAD_BYTES,
     MAX_PAYLOAD_DEPTH,
+    Event,
     InvalidEventError,
     canonical_size,
     parse_event,
     parse_rfc3339,
     storage_row,
 )
+from rampart.events import _depth_of as depth_of
+from rampart.events import _has_long_digit_run as has_long_digit_run
 from tests.conftest import make_event
 
 
@@ -250,6 +256,27 @@ def test_storage_row_carries_canonical_values() -> None:
     assert row.endswith('{"amount":1.50,"big":9007199254740.993000000000000000000001,"small":2,"currency":"EUR"}]')
 
 
+def test_the_stored_instant_is_the_utc_isoformat_text_from_year_1_to_9999() -> None:
+    """storage_row writes the instant without asking the datetime for its offset: the text must be what isoformat()
+    writes for it in UTC, at the ends of the calendar, with and without a fraction, whatever offset it was sent in."""
+    generator = random.Random(20261201)
+    instants = [
+        dt.datetime(1, 1, 1, tzinfo=dt.UTC),
+        dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+        dt.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+        dt.datetime(2026, 1, 1, 0, 0, 0, 1, tzinfo=dt.UTC),
+        dt.datetime(2026, 1, 1, 1, 30, 0, 250000, tzinfo=dt.timezone(dt.timedelta(hours=1, minutes=30))),
+    ]
+    instants += [
+        dt.datetime(1, 1, 1, tzinfo=dt.UTC)
+        + dt.timedelta(seconds=generator.randrange(315_537_897_600), microseconds=generator.choice([0, 1, 999_999]))
+        for _ in range(300)
+    ]
+    for instant in instants:
+        event = Event(event_id=CANONICAL_ID, source="s", type="t", occurred_at=instant, payload={})
+        assert json.loads(storage_row(event)[1])[3] == instant.astimezone(dt.UTC).isoformat()
+
+
 @pytest.mark.parametrize(
     "payload",
     [
@@ -345,3 +372,86 @@ def test_two_payloads_are_refused() -> None:
     twice = '{"payload": {}, ' + json.dumps(make_event())[1:]  # which one would a reader see?
     with pytest.raises(InvalidEventError, match="'payload' appears more than once"):
         parse_event(twice)
+
+
+def test_the_digit_run_check_answers_as_the_regular_expression_does() -> None:
+    """parse_event looks for an integer too large (more than 309 digits) in the bytes, not with a regex: the same
+    answer for runs at the bound, digits of other scripts (not JSON digits) and multi-byte characters next to them."""
+    reference = re.compile(f"[0-9]{{{MAX_NUMBER_EXPONENT + 1},}}")
+    assert MAX_NUMBER_EXPONENT + 1 == 309
+    explicit = [
+        "1" * 309,
+        "1" * 308,
+        "x" + "0" * 309 + "x",
+        "1" * 308 + "\u0663",
+        "\u0663" * 400,
+        "\uff11" * 400,
+        "é" + "9" * 309,
+        "9" * 154 + "é" + "9" * 155,
+        "€" + "5" * 308 + "€",
+        "😀" + "7" * 309,
+    ]
+    pieces = ["1" * 308, "2" * 309, "3" * 150, "4" * 159, "-", ".", "e", " ", '"', "é", "€", "😀", "\u0663", "\uff10"]
+    generator = random.Random(20261130)
+    generated = ["".join(generator.choices(pieces, k=generator.randint(1, 8))) for _ in range(400)]
+    answers = {has_long_digit_run(text) for text in explicit + generated}
+    assert answers == {True, False}  # both answers are exercised
+    for text in explicit + generated:
+        assert has_long_digit_run(text) == (reference.search(text) is not None), text
+
+
+def _depth_by_characters(text: str) -> int:
+    """The nesting depth as _depth_of counted it with a character-by-character scan (the reference): the number of
+    brackets when that alone shows it within the bound, the depth outside strings otherwise."""
+    brackets = text.count("{") + text.count("[")
+    if brackets <= MAX_PAYLOAD_DEPTH + 1:
+        return brackets
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def test_the_depth_count_answers_as_the_character_scan_does() -> None:
+    """Brackets inside strings do not count, escaped quotes do not end a string, an unterminated string runs to the
+    end, a backslash outside a string escapes nothing; with and without escapes (the two ways _depth_of finds the
+    strings), valid JSON or not, around the bound where the count alone decides."""
+    deep = "[" * 18 + "]" * 18
+    explicit = [
+        deep,
+        '"' + deep + '"',
+        '["' + "[" * 20 + '"]',
+        '"\\"' + deep,
+        '"\\\\"' + deep,
+        '"' + "\\" + deep,
+        "\\" + '"' + deep,
+        '{"a": "x\\"[[[[", "b": ' + deep + "}",
+        deep + '"unterminated [[[[[[[[[[[[[[[[[[[[',
+        '"é[😀"' + "{" * 19 + "\ud800" + "}" * 19,
+        "{" * 18 + '"\\\n"' + "}" * 18 + "\\",
+    ]
+    pieces = ['"', "[", "]", "{", "}", "[[[[", "]]]]", "a", " ", ":", ",", "é", "😀", "\n", "\ud800"]
+    generator = random.Random(20261201)
+    generated = []
+    for escapes in (False, True):
+        choices = pieces + (["\\", '\\"', "\\\\"] if escapes else [])
+        generated += ["".join(generator.choices(choices, k=generator.randint(1, 60))) for _ in range(600)]
+    depths = [_depth_by_characters(text) for text in explicit + generated]
+    assert min(depths) <= MAX_PAYLOAD_DEPTH + 1 < max(depths)  # both sides of the shortcut are exercised
+    assert any("\\" in t and d > MAX_PAYLOAD_DEPTH + 1 for t, d in zip(explicit + generated, depths, strict=True))
+    for text, expected in zip(explicit + generated, depths, strict=True):
+        assert depth_of(text) == expected, text

@@ -128,3 +128,41 @@ def test_the_age_since_occurred_at_is_the_validators_instant_not_a_second_parse_
     result = BatchResult(stored=1, occurred_at={"lower": instant})
     [document] = metrics.emf_documents([record], result, NOW, "f")
     assert document[metrics.OCCURRED_TO_STORED] == [112.5]
+
+
+@pytest.mark.parametrize(
+    ("now_offset_us", "occurred_offset_us", "since_sent", "since_occurred"),
+    [
+        (0, 0, 12.5, 112.5),
+        (400, 0, 12.5, 112.5),  # 12.5004 s: to the nearest millisecond, down
+        (600, 0, 12.501, 112.501),  # 12.5006 s: up
+        (-600, 0, 12.499, 112.499),
+        (0, 400, 12.5, 112.5),  # occurred 0.4 ms later: 112.4996 s, up
+        (0, 600, 12.5, 112.499),  # 0.6 ms later: 112.4994 s, down
+        (0, 1_000, 12.5, 112.499),  # exactly one millisecond
+        (0, 112_500_000, 12.5, 0.0),  # occurred exactly now
+        (0, 112_500_400, 12.5, 0.0),  # 0.4 ms ahead of our clock: never a negative age
+        (0, 200_000_000, 12.5, 0.0),  # far ahead
+    ],
+)
+def test_each_age_is_rounded_to_the_nearest_millisecond_and_never_negative(
+    now_offset_us: int, occurred_offset_us: int, since_sent: float, since_occurred: float
+) -> None:
+    instant = dt.datetime.fromtimestamp(SENT_MS / 1000 - 100, dt.UTC) + dt.timedelta(microseconds=occurred_offset_us)
+    result = BatchResult(stored=1, occurred_at={"a": instant})
+    now = NOW + now_offset_us / 1_000_000
+    [document] = metrics.emf_documents([_record("a")], result, now, "f")
+    assert document[metrics.PUBLISH_TO_STORED] == [since_sent]
+    assert document[metrics.OCCURRED_TO_STORED] == [since_occurred]
+
+
+def test_a_sent_timestamp_the_metric_cannot_read_leaves_that_record_out_of_that_list_only() -> None:
+    records = [_record(m) for m in ("text", "number", "list", "attrs", "huge", "none")]
+    records[1]["attributes"]["SentTimestamp"] = SENT_MS - 1_000  # a JSON number: still milliseconds
+    records[2]["attributes"]["SentTimestamp"] = ["1700000000000"]
+    records[3]["attributes"] = "SentTimestamp=1700000000000"
+    records[4]["attributes"]["SentTimestamp"] = "9" * 400  # far ahead of our clock: 0, and no float overflow
+    records[5]["attributes"] = None
+    [document] = metrics.emf_documents(records, BatchResult(stored=6), NOW, "f")
+    assert document[metrics.PUBLISH_TO_STORED] == [12.5, 13.5, 0.0]
+    assert document[metrics.OCCURRED_TO_STORED] == [112.5] * 6

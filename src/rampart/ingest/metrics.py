@@ -43,9 +43,14 @@ def stored_ages(records: Sequence[dict[str, Any]], result: BatchResult, now: flo
     """Ages in seconds at ``now`` of the records the batch stored: (since SentTimestamp, since occurred_at).
 
     A record counts as stored unless it was returned for retry or rejected. A record without a usable timestamp
-    is left out of that list only; ages are never negative (clocks of different hosts may disagree a little).
+    is left out of that list only; ages are to the nearest millisecond and never negative (clocks of different
+    hosts may disagree a little).
     """
+    # Per record, in whole milliseconds (an int subtraction and one division instead of round(x, 3) and max():
+    # 1.3 -> 0.6 µs a record for the two ages, docs/benchmarks.md). The same values as seconds rounded to 3 places,
+    # but for an age within a float's error of half a millisecond, which either way is a sub-millisecond tie.
     failed = set(result.retry) | {rejected.message_id for rejected in result.rejected}
+    now_ms = round(now * 1000)
     since_sent: list[float] = []
     since_occurred: list[float] = []
     validated = result.occurred_at
@@ -53,14 +58,18 @@ def stored_ages(records: Sequence[dict[str, Any]], result: BatchResult, now: flo
         message_id = str(record.get("messageId", ""))
         if message_id in failed:
             continue
-        sent = _sent_seconds(record)
-        if sent is not None:
-            since_sent.append(round(max(0.0, now - sent), 3))
+        try:  # SentTimestamp: milliseconds since the epoch, as text (what SQS sends)
+            age = now_ms - int(record["attributes"]["SentTimestamp"])
+        except (KeyError, TypeError, ValueError):
+            pass
+        else:
+            since_sent.append(age / 1000 if age > 0 else 0.0)
         # The validator's instant when the batch kept it (no second parse of the body); the body otherwise.
         instant = validated.get(message_id)
         occurred = instant.timestamp() if instant is not None else _occurred_seconds(record)
         if occurred is not None:
-            since_occurred.append(round(max(0.0, now - occurred), 3))
+            age = round((now - occurred) * 1000)
+            since_occurred.append(age / 1000 if age > 0 else 0.0)
     return since_sent, since_occurred
 
 
@@ -131,16 +140,6 @@ def emit_batch_metrics(
         with contextlib.suppress(OSError):
             warning = {"level": "WARNING", "message": "batch metrics not written", "error": type(exc).__name__}
             sys.stderr.write(json.dumps(warning) + "\n")
-
-
-def _sent_seconds(record: dict[str, Any]) -> float | None:
-    attributes = record.get("attributes")
-    if not isinstance(attributes, dict):
-        return None
-    try:
-        return int(attributes["SentTimestamp"]) / 1000.0
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 def _occurred_seconds(record: dict[str, Any]) -> float | None:
