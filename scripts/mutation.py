@@ -73,6 +73,7 @@ TESTS: dict[str, list[list[str]]] = {
         [f"{INTEGRATION}/test_api_handler.py", "-k", "cursor"],
     ],
     "src/rampart/db/store.py": [
+        [f"{UNIT}/test_store.py"],
         [f"{INTEGRATION}/test_ingest_handler.py", f"{INTEGRATION}/test_api_handler.py"],
     ],
     "src/rampart/api/handler.py": [
