@@ -365,6 +365,8 @@ def render(results: dict[str, dict[str, object]], explanations: dict[str, str], 
             continue
         survivors = entry["survivors"]
         lines += ["", f"## Survivors in `{module}`", ""]
+        for other in entry.get("not_run") or []:  # type: ignore[attr-defined]
+            lines += [f"Not run ({other['outcome']}, cosmic-ray could not apply it): `{other['key']}`.", ""]
         if not survivors:
             lines.append("None.")
             continue
