@@ -504,3 +504,40 @@ def test_every_log_line_of_an_invocation_names_it(api: Any, monkeypatch: pytest.
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert lines
     assert all(line.get("function_request_id") == context.aws_request_id for line in lines)
+
+
+def test_without_a_request_context_the_error_names_the_lambdas_request_id(api: Any) -> None:
+    event = api_event("/v1/nothing")
+    event["requestContext"] = None
+    context = FakeContext()
+    resp = api.lambda_handler(event, context)
+    assert resp["statusCode"] == 404
+    assert json.loads(resp["body"])["error"]["request_id"] == context.aws_request_id
+
+
+def test_validation_messages_are_cut_at_500_characters(api: Any) -> None:
+    query = {"limit": "x", "since": "b" * 60, "until": "c" * 60, "source": "Bad" * 20, "type": "Bad" * 20}
+    status, body, _ = call(api, "/v1/events", {**query, "cursor": ""})
+    assert_error(status, body, 400)
+    assert len(body["error"]["message"]) == 500
+
+
+def test_an_unknown_parameter_name_is_shown_cut_at_40_characters(api: Any) -> None:
+    status, body, _ = call(api, "/v1/events", {"n" * 50: "1"})
+    assert_error(status, body, 400)
+    assert body["error"]["message"] == "unknown query parameter(s): " + "n" * 40
+
+
+def test_bad_text_only_in_the_single_value_map_is_refused_as_such(api: Any) -> None:
+    event = api_event("/v1/events", {"source": "a\x00"})
+    event["multiValueQueryStringParameters"] = None
+    body = json.loads(api.lambda_handler(event, FakeContext())["body"])
+    assert body["error"]["message"] == "parameters must be valid UTF-8 text"
+
+
+def test_a_refusal_before_routing_is_plain_json_text(api: Any) -> None:
+    event = api_event("/v1/events")
+    event["body"] = "{}"
+    resp = api.lambda_handler(event, FakeContext())
+    assert (resp["statusCode"], resp["isBase64Encoded"]) == (400, False)
+    assert json.loads(resp["body"])["error"]["code"] == "unexpected_body"
