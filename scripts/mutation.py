@@ -333,26 +333,33 @@ def render(results: dict[str, dict[str, object]], explanations: dict[str, str], 
         "explained; results current with the module's source. Rerun one module:",
         "`make mutation MODULE=src/rampart/db/store.py` (only its section changes).",
         "",
-        "| module | date | mutants | skipped: annotation, not evaluated | killed (timeout) | survived (all "
-        "equivalent) | incompetent | raw score | minutes |",
+        "| module | date | mutants | skipped: annotation, not evaluated | killed (of which timeout) | survived "
+        "(of which explained as equivalent) | incompetent | raw score | minutes |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    totals = {"mutants": 0, "skipped": 0, "killed": 0, "timeout": 0, "survived": 0, "incompetent": 0, "minutes": 0.0}
+    counted = ("mutants", "skipped", "killed", "timeout", "survived", "incompetent")
+    totals = dict.fromkeys((*counted, "explained"), 0)
+    minutes = 0.0
     for module in TESTS:
         entry = results.get(module)
         if entry is None:
             lines.append(f"| `{module}` | not run | | | | | | | |")
             continue
-        for key in totals:
-            totals[key] += float(str(entry[key])) if key == "minutes" else int(str(entry[key]))  # type: ignore[assignment]
+        for key in counted:
+            totals[key] += int(str(entry[key]))
+        minutes += float(str(entry["minutes"]))
+        survivors: list[dict[str, str]] = entry["survivors"]  # type: ignore[assignment]
+        explained = sum(1 for s in survivors if explanations.get(s["key"], "").startswith("equivalent:"))
+        totals["explained"] += explained
         lines.append(
             f"| `{module}` | {entry['date']} | {entry['mutants']} | {entry['skipped']} | {entry['killed']} "
-            f"({entry['timeout']}) | {entry['survived']} | {entry['incompetent']} | {score(entry):.1f} % "
-            f"| {entry['minutes']} |"
+            f"({entry['timeout']}) | {entry['survived']} ({explained}) | {entry['incompetent']} "
+            f"| {score(entry):.1f} % | {entry['minutes']} |"
         )
     lines.append(
         f"| **all five** | | {totals['mutants']} | {totals['skipped']} | {totals['killed']} ({totals['timeout']}) "
-        f"| {totals['survived']} | {totals['incompetent']} | {score(totals):.1f} % | {totals['minutes']:.1f} |"  # type: ignore[arg-type]
+        f"| {totals['survived']} ({totals['explained']}) | {totals['incompetent']} "
+        f"| {score(dict(totals)):.1f} % | {minutes:.1f} |"
     )
     lines += [
         "",
@@ -368,7 +375,7 @@ def render(results: dict[str, dict[str, object]], explanations: dict[str, str], 
         entry = results.get(module)
         if entry is None:
             continue
-        survivors = entry["survivors"]
+        survivors = entry["survivors"]  # type: ignore[assignment]
         lines += ["", f"## Survivors in `{module}`", ""]
         for other in entry.get("not_run") or []:  # type: ignore[attr-defined]
             lines += [f"Not run ({other['outcome']}, cosmic-ray could not apply it): `{other['key']}`.", ""]
@@ -376,7 +383,7 @@ def render(results: dict[str, dict[str, object]], explanations: dict[str, str], 
             lines.append("None.")
             continue
         lines += ["| line | operator | code | why it survives |", "| --- | --- | --- | --- |"]
-        for s in survivors:  # type: ignore[attr-defined]
+        for s in survivors:
             operator = s["key"].rsplit(":", 1)[-1]
             code = s["code"].replace("|", "\\|")
             why = explanations.get(s["key"], "**not explained**").replace("|", "\\|")
