@@ -58,6 +58,7 @@ TESTS: dict[str, list[list[str]]] = {
     "src/rampart/events.py": [
         [
             f"{UNIT}/test_events.py",
+            f"{UNIT}/test_events_edges.py",
             f"{UNIT}/test_event_schema.py",
             f"{UNIT}/test_batch.py",
             f"{UNIT}/test_api_window.py",
