@@ -67,6 +67,20 @@ def test_many_shallow_containers_are_not_deep() -> None:
         assert parse_event(json.dumps(make_event(payload=payload)))["payload"] == payload
 
 
+def test_nesting_that_mixes_objects_and_arrays_is_counted_whole() -> None:
+    deep: Any = 1
+    for level in range(17):
+        deep = {"d": deep} if level % 2 else [deep]
+    with pytest.raises(InvalidEventError, match="nested deeper than 16 levels"):
+        parse_event(json.dumps(make_event(payload={"d": deep})))
+
+
+def test_a_stray_character_before_the_event_is_not_json() -> None:
+    event = json.dumps(make_event())
+    for prefix in ("x", "0", "]"):
+        assert refusal(prefix + event).startswith("not valid JSON: ")
+
+
 def test_sixteen_payload_levels_with_siblings_are_allowed() -> None:
     # 16 levels (the most a payload may have) plus a sibling: more brackets than the limit, so the text is scanned.
     deep: Any = 1
@@ -124,6 +138,16 @@ def test_a_refused_date_time_is_quoted_whole_up_to_40_characters(text: str, show
     with pytest.raises(ValueError, match="is not one") as err:
         parse_rfc3339(text)
     assert str(err.value).startswith(f"{shown!r} is not one;")
+
+
+def test_a_date_that_does_not_exist_is_named() -> None:
+    with pytest.raises(ValueError, match=r"^2026-02-30 is not a date that exists$"):
+        parse_rfc3339("2026-02-30T00:00:00Z")
+
+
+def test_only_second_60_is_called_a_leap_second() -> None:
+    with pytest.raises(ValueError, match="is not one"):
+        parse_rfc3339("2026-01-01T00:00:61Z")
 
 
 def test_an_occurred_at_that_is_not_a_string_or_is_missing_is_named_as_such() -> None:
