@@ -75,6 +75,10 @@ def test_nesting_that_mixes_objects_and_arrays_is_counted_whole() -> None:
         parse_event(json.dumps(make_event(payload={"d": deep})))
 
 
+def test_deep_arrays_without_any_object_are_refused_before_parsing() -> None:
+    assert refusal("[" * 100_000 + "]" * 100_000) == "payload is nested deeper than 16 levels"
+
+
 def test_a_stray_character_before_the_event_is_not_json() -> None:
     event = json.dumps(make_event())
     for prefix in ("x", "0", "]"):
