@@ -112,6 +112,24 @@ def test_brackets_after_a_space_inside_a_string_are_text() -> None:
     assert parse_event(json.dumps(make_event(payload=payload)))["payload"] == payload
 
 
+def test_the_payload_bound_counts_utf8_bytes_not_escapes() -> None:
+    # 'é' is 2 bytes of UTF-8 (6 as a \u escape): 32,768 bytes pass, one more is refused.
+    at_the_bound = {"blob": "é" * ((32 * 1024 - len('{"blob":""}')) // 2) + "x"}
+    assert len(json.dumps(at_the_bound, separators=(",", ":"), ensure_ascii=False).encode()) == 32_768
+    parse_event(json.dumps(make_event(payload=at_the_bound)))
+    assert refusal(json.dumps(make_event(payload={"blob": at_the_bound["blob"] + "x"}))) == (
+        "schema violation: payload: is 32769 bytes, more than 32768"
+    )
+
+
+def test_the_payload_bound_counts_a_decimal_at_its_written_size() -> None:
+    blob = "x" * (32 * 1024 - 1 - len('{"blob":"","n":1.5}'))
+    payload = json.dumps(make_event(payload={"blob": blob, "n": 0})).replace('"n": 0', '"n": 1.5')
+    assert parse_event(payload)["payload"]["blob"] == blob  # 32,767 bytes
+    over = payload.replace('"n": 1.5', '"n": 1.55')
+    assert refusal(over.replace(blob, blob + "x")) == "schema violation: payload: is 32769 bytes, more than 32768"
+
+
 def test_numbers_with_a_negative_exponent_count_at_their_plain_size() -> None:
     # 1e-300 is 6 characters here but 302 as PostgreSQL writes it: 200 of them are far beyond 32 KiB.
     body = json.dumps(make_event(payload={"n": [0] * 200})).replace("0, ", "1e-300, ").replace("0]", "1e-300]")
@@ -142,6 +160,29 @@ def test_a_refused_date_time_is_quoted_whole_up_to_40_characters(text: str, show
     with pytest.raises(ValueError, match="is not one") as err:
         parse_rfc3339(text)
     assert str(err.value).startswith(f"{shown!r} is not one;")
+
+
+def test_the_future_bound_is_five_minutes_to_the_microsecond() -> None:
+    now = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+    at_the_bound = (now + dt.timedelta(minutes=5)).isoformat()
+    assert parse_event(json.dumps(make_event(occurred_at=at_the_bound)), now)["occurred_at"] == now + dt.timedelta(
+        minutes=5
+    )
+    beyond = (now + dt.timedelta(minutes=5, microseconds=1)).isoformat()
+    with pytest.raises(InvalidEventError, match="more than 5 minutes in the future"):
+        parse_event(json.dumps(make_event(occurred_at=beyond)), now)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("2026-01-01T25:00:00Z", "is not one"),  # only hour 24 gets its own reason
+        ("2026-01-01T00:00:00.123456789+15:00", "beyond ±14:00"),  # nine digits are allowed
+    ],
+)
+def test_each_reason_is_given_only_for_its_own_fault(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        parse_rfc3339(text)
 
 
 def test_a_date_that_does_not_exist_is_named() -> None:
