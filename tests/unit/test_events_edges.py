@@ -42,7 +42,7 @@ def test_a_record_of_exactly_256_kib_is_read_and_one_byte_more_is_refused() -> N
 def test_the_largest_integers_are_accepted_and_ten_to_the_309_is_refused() -> None:
     for text in ("9" * 309, "-" + "9" * 309):
         assert parse_event(body_with_amount(text))["payload"]["amount"] == int(text)
-    for text in ("1" + "0" * 309, "-1" + "0" * 309, "9" * 310):
+    for text in ("1" + "0" * 309, "-1" + "0" * 309, "9" * 310, "-" + "9" * 310):
         assert refusal(body_with_amount(text)) == (
             "schema violation: payload: has an integer out of range (magnitude 1e309 or more)"
         )
@@ -92,6 +92,14 @@ def test_sixteen_payload_levels_with_siblings_are_allowed() -> None:
         deep = [deep]
     payload = {"d": deep, "sibling": {}}
     assert parse_event(json.dumps(make_event(payload=payload)))["payload"] == payload
+
+
+def test_closed_containers_give_back_exactly_one_level_each() -> None:
+    deep: Any = 1
+    for _ in range(16):
+        deep = [deep]
+    with pytest.raises(InvalidEventError, match="nested deeper than 16 levels"):
+        parse_event(json.dumps(make_event(payload={"a": [], "b": [], "d": deep})))
 
 
 def test_depth_is_still_counted_after_a_string_with_an_escape() -> None:
@@ -152,6 +160,7 @@ def test_an_uppercase_t_with_a_lowercase_z_is_the_same_instant() -> None:
 @pytest.mark.parametrize(
     ("text", "shown"),
     [
+        ("x" * 39, "x" * 39),
         ("x" * 40, "x" * 40),
         ("x" * 41, "x" * 37 + "..."),
     ],
@@ -217,6 +226,17 @@ def test_a_repeated_key_is_named_whole_up_to_30_characters(length: int, shown: s
 def test_the_repeated_key_is_the_one_named() -> None:
     body = json.dumps(make_event()).replace('"amount": 42', '"a": 1, "b": 2, "b": 3')
     assert refusal(body) == "the key 'b' appears more than once in an object"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"source": 123}, "source: Input should be a valid string"),
+        ({"event_id": 12345}, "event_id: must be a UUID written as 8-4-4-4-12 hexadecimal digits"),
+    ],
+)
+def test_a_value_of_the_wrong_type_gets_its_fields_own_rule(change: dict[str, Any], reason: str) -> None:
+    assert refusal(json.dumps(make_event(**change))).startswith(f"schema violation: {reason}")
 
 
 def test_an_identifier_off_its_pattern_gets_the_pattern_not_the_uuid_rule() -> None:
