@@ -399,17 +399,17 @@ def test_large_events_page_within_the_budget_and_every_one_is_reached(api: Any, 
 
 
 def test_stats_serves_exactly_max_points_and_refuses_one_more(api: Any, admin: Any) -> None:
-    """The real bound, not a patched one: MAX_STATS_POINTS (bucket, type) points are served, one more is refused."""
+    """The real bound, written out (not the constant): 20,000 (bucket, type) points are served, one more is refused."""
     with admin.cursor() as cur:
         cur.execute(
             "INSERT INTO rampart.events (event_id, source, type, occurred_at, payload)"
             " SELECT gen_random_uuid(), 'billing', 't.' || n, %s, '{}'::jsonb FROM generate_series(1, %s) AS n",
-            (T0, store_module.MAX_STATS_POINTS),
+            (T0, 20_000),
         )
     window = {"since": T0.isoformat(), "until": (T0 + dt.timedelta(hours=1)).isoformat()}
     status, body, _ = call(api, "/v1/stats", window)
     assert status == 200
-    assert len(body["series"]) == store_module.MAX_STATS_POINTS
+    assert len(body["series"]) == 20_000
     seed(admin, 1, type_="one.more")
     status, body, _ = call(api, "/v1/stats", window)
     assert_error(status, body, 400)
