@@ -79,8 +79,9 @@ def serve(path: str, modules_file: str, project_root: str) -> None:
     loaded = _preload(["pytest", *modules], project_root)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(path)
+    server.bind(f"{path}.tmp")
     server.listen(8)
+    os.replace(f"{path}.tmp", path)  # the socket appears only once it accepts connections
     print(f"mutation fork server: {loaded} modules preloaded, listening on {path}", flush=True)
     while True:
         conn, _ = server.accept()
