@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -13,9 +14,18 @@ import pytest
 
 from rampart.local.postgres import EmbeddedPostgres
 
+# `make mutation` starts one server for all its test runs (a cluster per run would cost more than the tests) and
+# names the file describing it here; the tests then use that server and leave it running.
+SHARED_PG = "RAMPART_TEST_SHARED_PG"
+
 
 @pytest.fixture(scope="session")
 def pg() -> Iterator[EmbeddedPostgres]:
+    if shared := os.environ.get(SHARED_PG):
+        with open(shared, encoding="utf-8") as fh:
+            info = json.load(fh)
+        yield EmbeddedPostgres.attach(info)
+        return
     server = EmbeddedPostgres().start()
     try:
         yield server

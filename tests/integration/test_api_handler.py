@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import uuid
 from typing import Any
@@ -267,6 +268,10 @@ def test_the_api_role_really_is_read_only(api: Any, pg: EmbeddedPostgres) -> Non
     call(api, "/v1/health")
     conn = api._store.db.connect()
     try:
+        with conn.cursor() as cur:
+            # Its sessions ask for read-only themselves ('client'), not only through the role's default ('user').
+            cur.execute("SELECT setting, source FROM pg_settings WHERE name = 'default_transaction_read_only'")
+            assert cur.fetchone() == ("on", "client")
         with conn.cursor() as cur, pytest.raises(psycopg2.Error):
             cur.execute("DELETE FROM rampart.events")
     finally:
@@ -392,3 +397,148 @@ def test_large_events_page_within_the_budget_and_every_one_is_reached(api: Any, 
             break
     assert seen == ids
     assert pages > 5  # it did page by size: 500 of these would be ~40 MB escaped in one response
+
+
+def test_stats_serves_exactly_max_points_and_refuses_one_more(api: Any, admin: Any) -> None:
+    """The real bound, written out (not the constant): 20,000 (bucket, type) points are served, one more is refused."""
+    with admin.cursor() as cur:
+        cur.execute(
+            "INSERT INTO rampart.events (event_id, source, type, occurred_at, payload)"
+            " SELECT gen_random_uuid(), 'billing', 't.' || n, %s, '{}'::jsonb FROM generate_series(1, %s) AS n",
+            (T0, 20_000),
+        )
+    window = {"since": T0.isoformat(), "until": (T0 + dt.timedelta(hours=1)).isoformat()}
+    status, body, _ = call(api, "/v1/stats", window)
+    assert status == 200
+    assert len(body["series"]) == 20_000
+    seed(admin, 1, type_="one.more")
+    status, body, _ = call(api, "/v1/stats", window)
+    assert_error(status, body, 400)
+    assert body["error"]["code"] == "window_too_large"
+
+
+# -- found by mutation testing (docs/mutation.md): each test below failed against a surviving mutant -------------
+def test_the_error_names_the_gateways_request_id_else_the_lambdas(api: Any) -> None:
+    event = api_event("/v1/nothing")
+    context = FakeContext()
+    body = json.loads(api.lambda_handler(event, context)["body"])
+    assert body["error"]["request_id"] == event["requestContext"]["requestId"]
+    del event["requestContext"]["requestId"]
+    body = json.loads(api.lambda_handler(event, context)["body"])
+    assert body["error"]["request_id"] == context.aws_request_id
+
+
+def test_a_validation_error_names_the_parameter(api: Any) -> None:
+    status, body, _ = call(api, "/v1/events", {"limit": "0"})
+    assert_error(status, body, 400)
+    assert body["error"]["message"].startswith("limit: ")
+
+
+def test_at_most_five_unknown_parameters_are_named(api: Any) -> None:
+    status, body, _ = call(api, "/v1/events", {f"p{i}": "1" for i in range(7)})
+    assert_error(status, body, 400)
+    assert body["error"]["message"] == "unknown query parameter(s): p0, p1, p2, p3, p4"
+
+
+def test_an_unknown_parameter_is_refused_even_when_only_the_single_value_map_names_it(api: Any) -> None:
+    event = api_event("/v1/events", {"unknown": "1"})
+    event["multiValueQueryStringParameters"] = None
+    body = json.loads(api.lambda_handler(event, FakeContext())["body"])
+    assert body["error"]["code"] == "unknown_parameter"
+
+
+def test_bad_text_in_any_value_of_a_repeated_parameter_is_refused_as_such(api: Any) -> None:
+    # API Gateway puts the last value in the single-value map; the first one is only in the multi-value map.
+    status, body, _ = call(api, "/v1/events", {"source": "b"}, multi={"source": ["a\x00", "b"]})
+    assert_error(status, body, 400)
+    assert body["error"]["message"] == "parameters must be valid UTF-8 text"
+
+
+@pytest.mark.parametrize("char", [chr(0xD800), chr(0xDFFF)], ids=["D800", "DFFF"])
+def test_the_first_and_last_surrogates_are_refused_before_routing(api: Any, char: str) -> None:
+    status, body, _ = call(api, "/v1/events", {"source": f"a{char}"})
+    assert_error(status, body, 400)
+    assert body["error"]["message"] == "parameters must be valid UTF-8 text"
+
+
+@pytest.mark.parametrize("char", [chr(0xD7FF), chr(0xE000), chr(0x1F600)], ids=["D7FF", "E000", "1F600"])
+def test_characters_next_to_the_surrogates_are_text(api: Any, char: str) -> None:
+    # Valid text, so the request is routed: the unknown parameter it names is what is refused.
+    status, body, _ = call(api, "/v1/events", {f"x{char}": "1"})
+    assert_error(status, body, 400)
+    assert body["error"]["code"] == "unknown_parameter"
+
+
+def test_a_page_of_more_than_256_rows_that_all_fit_is_the_last_page(api: Any, admin: Any) -> None:
+    seed(admin, 300)
+    status, body, _ = call(api, "/v1/events", {"limit": "300"})
+    assert status == 200
+    assert (len(body["items"]), body["next_cursor"]) == (300, None)
+
+
+def test_a_value_postgresql_rejects_is_400_and_the_drivers_text_never_leaves(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    call(api, "/v1/health")
+
+    def rejected(*_args: Any) -> Any:
+        raise psycopg2.DataError('date/time field value out of range: "secret driver text"')
+
+    monkeypatch.setattr(api._store, "list_events", rejected)
+    status, body, _ = call(api, "/v1/events")
+    assert_error(status, body, 400)
+    assert body["error"]["code"] == "invalid_parameter"
+    assert "driver" not in json.dumps(body)
+
+
+def test_every_log_line_of_an_invocation_names_it(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    call(api, "/v1/health")
+
+    def rejected(*_args: Any) -> Any:
+        raise psycopg2.DataError("out of range")
+
+    monkeypatch.setattr(api._store, "list_events", rejected)
+    out = io.StringIO()
+    monkeypatch.setattr(api.logger.registered_handler, "stream", out)
+    context = FakeContext()
+    api.lambda_handler(api_event("/v1/events"), context)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert lines
+    assert all(line.get("function_request_id") == context.aws_request_id for line in lines)
+
+
+def test_without_a_request_context_the_error_names_the_lambdas_request_id(api: Any) -> None:
+    event = api_event("/v1/nothing")
+    event["requestContext"] = None
+    context = FakeContext()
+    resp = api.lambda_handler(event, context)
+    assert resp["statusCode"] == 404
+    assert json.loads(resp["body"])["error"]["request_id"] == context.aws_request_id
+
+
+def test_validation_messages_are_cut_at_500_characters(api: Any) -> None:
+    query = {"limit": "x", "since": "b" * 60, "until": "c" * 60, "source": "Bad" * 20, "type": "Bad" * 20}
+    status, body, _ = call(api, "/v1/events", {**query, "cursor": ""})
+    assert_error(status, body, 400)
+    assert len(body["error"]["message"]) == 500
+
+
+def test_an_unknown_parameter_name_is_shown_cut_at_40_characters(api: Any) -> None:
+    status, body, _ = call(api, "/v1/events", {"n" * 50: "1"})
+    assert_error(status, body, 400)
+    assert body["error"]["message"] == "unknown query parameter(s): " + "n" * 40
+
+
+def test_bad_text_only_in_the_single_value_map_is_refused_as_such(api: Any) -> None:
+    event = api_event("/v1/events", {"source": "a\x00"})
+    event["multiValueQueryStringParameters"] = None
+    body = json.loads(api.lambda_handler(event, FakeContext())["body"])
+    assert body["error"]["message"] == "parameters must be valid UTF-8 text"
+
+
+def test_a_refusal_before_routing_is_plain_json_text(api: Any) -> None:
+    event = api_event("/v1/events")
+    event["body"] = "{}"
+    resp = api.lambda_handler(event, FakeContext())
+    assert (resp["statusCode"], resp["isBase64Encoded"]) == (400, False)
+    assert json.loads(resp["body"])["error"]["code"] == "unexpected_body"

@@ -246,3 +246,15 @@ def test_overlapping_batches_in_opposite_orders_never_deadlock(ingest: Any, admi
         cur.execute("SELECT event_id::text, source FROM rampart.events")
         stored = cur.fetchall()
     assert sorted(stored) == sorted((e["event_id"], "billing") for e in events)  # each exactly once
+
+
+def test_one_id_twice_in_a_batch_keeps_the_first_delivery(ingest: Any, admin: Any) -> None:
+    # Rows are sorted by event_id before the insert (lock order); the sort is stable, so of two records with the
+    # same id the first one delivered is stored, as it would be had they come in two batches.
+    first = make_event(payload={"n": "b"})
+    second = {**first, "payload": {"n": "a"}}
+    response = ingest.lambda_handler(sqs_event(json.dumps(first), json.dumps(second)), FakeContext())
+    assert response == {"batchItemFailures": []}
+    with admin.cursor() as cur:
+        cur.execute("SELECT payload FROM rampart.events")
+        assert cur.fetchall() == [({"n": "b"},)]

@@ -1,10 +1,12 @@
 """Batch accounting without a database: every record ends stored, duplicate, dead-lettered or retried."""
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg2
+import pytest
 
 from rampart.db.connection import DatabaseUnavailableError
 from rampart.events import StorageRow
@@ -146,3 +148,100 @@ def test_a_system_fault_from_the_database_retries_and_never_dead_letters() -> No
     result = process_batch(records, MemorySink(fail=fault), dlq)
     assert sorted(result.retry) == sorted(r["messageId"] for r in records)
     assert dlq.sent == []
+
+
+# -- found by mutation testing (docs/mutation.md): each test below failed against a surviving mutant -------------
+class ScriptedSink(MemorySink):
+    """A MemorySink whose n-th call raises the n-th scripted exception (None: behave normally)."""
+
+    def __init__(self, script: list[Exception | None]) -> None:
+        super().__init__()
+        self.script = script
+
+    def insert_events(self, rows: Sequence[StorageRow]) -> int:
+        step = self.script[self.calls] if self.calls < len(self.script) else None
+        if step is not None:
+            self.calls += 1
+            raise step
+        return super().insert_events(rows)
+
+
+def test_a_rejection_is_an_immutable_value() -> None:
+    rejected = Rejected("m1", "body", "reason")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rejected.reason = "something else"  # type: ignore[misc]
+    assert len({rejected, Rejected("m1", "body", "reason")}) == 1
+
+
+def test_a_batch_of_poison_only_counts_nothing_stored_and_no_duplicates() -> None:
+    result = process_batch([sqs_record("not json"), sqs_record("{}")], MemorySink(), MemoryDLQ())
+    assert (result.stored, result.duplicates) == (0, 0)
+
+
+def test_duplicates_are_the_valid_records_the_statement_did_not_insert() -> None:
+    sink = MemorySink()
+    old = [sqs_record(json.dumps(make_event())) for _ in range(3)]
+    process_batch(old, sink, MemoryDLQ())
+    new = [sqs_record(json.dumps(make_event())) for _ in range(2)]
+    result = process_batch([*old, *new], sink, MemoryDLQ())
+    assert (result.stored, result.duplicates) == (2, 3)
+
+
+def test_one_record_at_a_time_still_counts_stored_and_duplicates() -> None:
+    # PostgreSQL rejects one value, so the batch is stored record by record: two redeliveries, one new event.
+    sink = MemorySink(reject_source="evil")
+    old = [sqs_record(json.dumps(make_event())) for _ in range(2)]
+    process_batch(old, sink, MemoryDLQ())
+    new, bad = sqs_record(json.dumps(make_event())), sqs_record(json.dumps(make_event(source="evil")))
+    result = process_batch([old[0], old[1], bad, new], sink, MemoryDLQ())
+    assert (result.stored, result.duplicates) == (1, 2)
+    assert [r.message_id for r in result.rejected] == [bad["messageId"]]
+
+
+def test_the_database_going_away_mid_fallback_retries_every_valid_record_and_dead_letters_none_of_them() -> None:
+    # The batch statement hits a bad value, the first single insert is rejected too, then the database goes away:
+    # the verdict on that record came from a database that is now gone, so it is retried like the rest.
+    sink = ScriptedSink([psycopg2.DataError("bad value"), psycopg2.DataError("bad value"), DatabaseUnavailableError()])
+    dlq = MemoryDLQ()
+    valid = [sqs_record(json.dumps(make_event())) for _ in range(3)]
+    poison = sqs_record("not json")
+    result = process_batch([*valid, poison], sink, dlq)
+    assert [r.message_id for r in dlq.sent] == [poison["messageId"]]
+    assert sorted(result.retry) == sorted(r["messageId"] for r in valid)
+    assert (result.stored, result.duplicates) == (0, 0)
+
+
+def test_a_truncated_sns_envelope_is_dead_lettered_as_invalid_json_and_the_batch_goes_on() -> None:
+    dlq, good = MemoryDLQ(), sqs_record(json.dumps(make_event()))
+    broken = sqs_record(sns_envelope(json.dumps(make_event()))[:-5])
+    result = process_batch([broken, good], MemorySink(), dlq)
+    assert result.stored == 1
+    assert [r.message_id for r in dlq.sent] == [broken["messageId"]]
+    assert "not valid JSON" in dlq.sent[0].reason
+
+
+@pytest.mark.parametrize("kind", ["SubscriptionConfirmation", "UnsubscribeConfirmation", "Alert", "notification"])
+def test_only_an_sns_notification_is_unwrapped(kind: str) -> None:
+    # Anything else that looks like an envelope is the record's own body: an event with extra fields, refused.
+    envelope = json.loads(sns_envelope(json.dumps(make_event())))
+    envelope["Type"] = kind
+    dlq = MemoryDLQ()
+    result = process_batch([sqs_record(json.dumps(envelope))], MemorySink(), dlq)
+    assert result.stored == 0
+    assert "schema violation" in dlq.sent[0].reason
+
+
+def test_an_envelope_without_a_topic_arn_is_not_unwrapped() -> None:
+    envelope = json.loads(sns_envelope(json.dumps(make_event())))
+    del envelope["TopicArn"]
+    dlq = MemoryDLQ()
+    result = process_batch([sqs_record(json.dumps(envelope))], MemorySink(), dlq)
+    assert result.stored == 0
+    assert "schema violation" in dlq.sent[0].reason
+
+
+def test_a_body_that_does_not_start_with_a_brace_is_never_unwrapped() -> None:
+    dlq = MemoryDLQ()
+    result = process_batch([sqs_record(" " + sns_envelope(json.dumps(make_event())))], MemorySink(), dlq)
+    assert result.stored == 0
+    assert "schema violation" in dlq.sent[0].reason

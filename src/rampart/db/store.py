@@ -146,9 +146,11 @@ class EventStore:
 
         return self.db.run(work)
 
-    def ping(self) -> bool:
-        def work(cur: Any) -> bool:
-            cur.execute("SELECT 1")
-            return bool(cur.fetchone() == (1,))
+    def ping(self) -> None:
+        """One round trip to the database; raises (DatabaseUnavailableError) when it cannot be made."""
 
-        return self.db.run(work)
+        def work(cur: Any) -> None:
+            cur.execute("SELECT 1")
+            cur.fetchone()
+
+        self.db.run(work)

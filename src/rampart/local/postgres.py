@@ -185,6 +185,22 @@ class EmbeddedPostgres:
             raise
         return self
 
+    def describe(self) -> dict[str, object]:
+        """What another process needs to use this running server (:meth:`attach`). It holds the roles' passwords:
+        whoever writes it down keeps it private (``make mutation`` writes it, mode 0600, in its scratch folder)."""
+        return {"root": str(self._root), "port": self.port, "passwords": self.passwords, "ca_path": str(self.ca_path)}
+
+    @classmethod
+    def attach(cls, info: dict[str, object]) -> EmbeddedPostgres:
+        """A handle on a server another process started and owns (:meth:`describe`): it is started again if it is
+        down (a run that paused it ended early); ``pause``/``resume`` work; its owner stops it."""
+        server = cls(port=int(str(info["port"])), passwords=dict(info["passwords"]))  # type: ignore[call-overload]
+        server._root, server.ca_path = Path(str(info["root"])), Path(str(info["ca_path"]))
+        server._bindir, server._run_as = find_bindir(), server._server_user()
+        if not server.is_running():
+            server.resume()
+        return server
+
     def __enter__(self) -> EmbeddedPostgres:
         return self.start()
 
