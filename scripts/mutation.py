@@ -59,6 +59,7 @@ TESTS: dict[str, list[list[str]]] = {
         [
             f"{UNIT}/test_events.py",
             f"{UNIT}/test_events_edges.py",
+            f"{UNIT}/test_events_scan.py",
             f"{UNIT}/test_event_schema.py",
             f"{UNIT}/test_batch.py",
             f"{UNIT}/test_api_window.py",
