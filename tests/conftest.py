@@ -14,6 +14,16 @@ import pytest
 
 from rampart.local.postgres import EmbeddedPostgres
 
+# Hermetic AWS. moto's mock_aws intercepts only requests to AWS's own host names: an ambient endpoint override
+# (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE>, or endpoint_url in a profile of the developer's config file) would
+# send every mocked test's calls to that endpoint instead - a LocalStack, or the moto server of a pipeline rehearsal,
+# where they read and wrote its state (found by `make pipeline-rehearsal`: the tests job saw the rehearsal's secrets
+# and queues). A test that needs an endpoint sets it itself. tests/unit/test_hermetic_aws.py proves this.
+for _name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL") or n in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")]:
+    del os.environ[_name]
+os.environ["AWS_CONFIG_FILE"] = os.devnull
+os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+
 # `make mutation` starts one server for all its test runs (a cluster per run would cost more than the tests) and
 # names the file describing it here; the tests then use that server and leave it running.
 SHARED_PG = "RAMPART_TEST_SHARED_PG"

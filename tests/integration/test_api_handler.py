@@ -440,10 +440,15 @@ def test_at_most_five_unknown_parameters_are_named(api: Any) -> None:
     assert body["error"]["message"] == "unknown query parameter(s): p0, p1, p2, p3, p4"
 
 
-def test_an_unknown_parameter_is_refused_even_when_only_the_single_value_map_names_it(api: Any) -> None:
-    event = api_event("/v1/events", {"unknown": "1"})
+def single_value_map_only(api: Any, query: dict[str, str]) -> Any:
+    """The body of a /v1/events answer to a request whose parameters are only in the single-value map."""
+    event = api_event("/v1/events", query)
     event["multiValueQueryStringParameters"] = None
-    body = json.loads(api.lambda_handler(event, FakeContext())["body"])
+    return json.loads(api.lambda_handler(event, FakeContext())["body"])
+
+
+def test_an_unknown_parameter_is_refused_even_when_only_the_single_value_map_names_it(api: Any) -> None:
+    body = single_value_map_only(api, {"unknown": "1"})
     assert body["error"]["code"] == "unknown_parameter"
 
 
@@ -530,9 +535,7 @@ def test_an_unknown_parameter_name_is_shown_cut_at_40_characters(api: Any) -> No
 
 
 def test_bad_text_only_in_the_single_value_map_is_refused_as_such(api: Any) -> None:
-    event = api_event("/v1/events", {"source": "a\x00"})
-    event["multiValueQueryStringParameters"] = None
-    body = json.loads(api.lambda_handler(event, FakeContext())["body"])
+    body = single_value_map_only(api, {"source": "a\x00"})
     assert body["error"]["message"] == "parameters must be valid UTF-8 text"
 
 

@@ -169,6 +169,8 @@ def set_tfvar(name: str, value: str) -> Any:
     def edit(ws: Path) -> None:
         path = ws / "iac" / "envs" / "prod.tfvars"
         path.write_text(path.read_text().rstrip("\n") + f"\n{name} = {value}\n")
+        # As the pre-commit hook would before the commit: `make iac-validate` (terraform fmt -check) gates the change.
+        sh("terraform", "fmt", str(path))
 
     return edit
 

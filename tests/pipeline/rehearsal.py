@@ -491,14 +491,16 @@ class Rehearsal:
         rank = {"none": 0, "read": 1, "write": 2}
         return {k: v for k, v in own.items() if rank.get(v, 0) <= rank.get(cap.get(k, "none"), 0)}
 
-    def attest(
-        self, run: WorkflowRun, job_id: str, job: dict[str, Any], with_: dict[str, Any], ws: Path, result: JobResult
-    ) -> str:
-        permissions = self.effective_permissions(job)
-        if permissions.get("attestations") != "write":
-            raise StepFailed(" - the action needs `attestations: write` (as capped by the calling job)")
-        callee = "ci.yml" if job.get("__callee") == "ci.yml" else run.workflow
-        context = JobContext(
+    @staticmethod
+    def job_context(
+        run: WorkflowRun,
+        job_id: str,
+        job: dict[str, Any],
+        permissions: dict[str, str],
+        extra: dict[str, str] | None = None,
+    ) -> JobContext:
+        """The job as GitHub sees it when it asks for an OIDC token (for AWS or for Sigstore)."""
+        return JobContext(
             repository=THIS_REPOSITORY,
             workflow=run.workflow,
             job=job_id,
@@ -509,6 +511,21 @@ class Rehearsal:
             from_fork=run.from_fork,
             run_id=run.run_id,
             sha=run.sha,
+            extra=extra or {},
+        )
+
+    def attest(
+        self, run: WorkflowRun, job_id: str, job: dict[str, Any], with_: dict[str, Any], ws: Path, result: JobResult
+    ) -> str:
+        permissions = self.effective_permissions(job)
+        if permissions.get("attestations") != "write":
+            raise StepFailed(" - the action needs `attestations: write` (as capped by the calling job)")
+        callee = "ci.yml" if job.get("__callee") == "ci.yml" else run.workflow
+        context = self.job_context(
+            run,
+            job_id,
+            job,
+            permissions,
             extra={"job_workflow_ref": f"{THIS_REPOSITORY.full_name}/.github/workflows/{callee}@{run.ref}"},
         )
         try:
@@ -546,18 +563,7 @@ class Rehearsal:
         sts = f"sts.{with_['aws-region']}.amazonaws.com:443"
         if result.allowed_endpoints and sts not in result.allowed_endpoints:
             raise StepFailed(f" - harden-runner would block {sts}: not in this job's allow-list")
-        context = JobContext(
-            repository=THIS_REPOSITORY,
-            workflow=run.workflow,
-            job=job_id,
-            event_name=run.event_name,
-            ref=run.ref,
-            id_token_write=permissions.get("id-token") == "write",
-            environment=job.get("environment"),
-            from_fork=run.from_fork,
-            run_id=run.run_id,
-            sha=run.sha,
-        )
+        context = self.job_context(run, job_id, job, permissions)
         try:
             claims = mint_claims(context)
         except NoToken as why:
