@@ -327,6 +327,10 @@ class Rehearsal:
             "RUNNER_TEMP": str(runner),
             # The emulator wiring (not the job's): every AWS client here talks to moto.
             "AWS_ENDPOINT_URL": self.moto_url,
+            # setup-python's stand-in shares this checkout's virtualenv, whose editable install names this checkout's
+            # src/: the job's own src/ comes first, so it tests and runs the commit it checked out (as
+            # scripts/prove_controls.py does for its scratch copies); without it the tests job measured two trees.
+            "PYTHONPATH": str(ws / "src"),
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
             "CHECKPOINT_DISABLE": "1",
             **self.extra_env,
