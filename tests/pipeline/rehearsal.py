@@ -358,7 +358,9 @@ class Rehearsal:
         label: str,
         prefix: str,
     ) -> JobResult:
-        jobdir = self.workdir / "runs" / f"{run.run_id}-{run.workflow}" / "jobs" / label.replace("/", "__")
+        # A path as plain as GitHub's (/home/runner/work/<repo>/<repo>): a called workflow's label ("deploy.yml >
+        # ci.yml/emulate") has spaces and a ">", which make splits (iac-tfrc wrote to ".../deploy.yml" and "ci.yml...").
+        jobdir = self.workdir / "runs" / f"{run.run_id}-{run.workflow}" / "jobs" / re.sub(r"[^\w.-]+", "__", label)
         ws = jobdir / "workspace"
         ws.mkdir(parents=True)
         steps_ctx: dict[str, Any] = {}
